@@ -1,0 +1,1 @@
+"""Sub-commands of the ``abgym`` command line, one module per feature (see ``abgym.cli``)."""

@@ -1,0 +1,1 @@
+"""Loaders, with validation, for the Upworthy Research Archive and recommendation datasets."""

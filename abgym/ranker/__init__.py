@@ -1,0 +1,1 @@
+"""The Experimentation Accelerator: content-aware CTR ranker, attributes, insights and opportunities."""

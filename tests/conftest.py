@@ -1,0 +1,5 @@
+"""Shared test settings: no test may reach a model hub."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
