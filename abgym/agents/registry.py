@@ -1,0 +1,60 @@
+"""Agent names, so that the command line and :func:`abgym.evaluate` can take ``--agent thompson``.
+
+A name maps to a factory that builds a fresh agent; keyword arguments go to the agent's constructor.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from abgym.agents.ab_testing import FixedHorizonABTest, SequentialABTest
+from abgym.agents.bandits import UCB1, EpsilonGreedy, RandomAgent, ThompsonSampling
+from abgym.agents.base import Agent
+
+
+def _thompson_ranker(**kwargs) -> Agent:
+    """Thompson sampling with the content ranker's prior (abgym.ranker), fitted on the Upworthy train split."""
+    try:
+        from abgym.ranker.prior import RankerPrior
+    except ImportError as error:
+        raise ValueError(
+            "agent 'thompson-ranker' needs the content ranker (abgym.ranker.prior), which is not available: "
+            f"{error}. Use 'thompson' for the uniform prior."
+        ) from error
+    agent = ThompsonSampling(prior=RankerPrior.default(), **kwargs)
+    agent.name = "thompson-ranker"
+    return agent
+
+
+AGENTS: dict[str, Callable[..., Agent]] = {
+    "random": RandomAgent,
+    "ab-test": FixedHorizonABTest,
+    "msprt": SequentialABTest,
+    "epsilon-greedy": EpsilonGreedy,
+    "ucb1": UCB1,
+    "thompson": ThompsonSampling,
+    "thompson-ranker": _thompson_ranker,
+}
+ALIASES = {"uniform": "random", "egreedy": "epsilon-greedy", "ucb": "ucb1", "ts": "thompson", "ab": "ab-test",
+           "sequential": "msprt", "etc": "msprt"}
+# The classical baselines that `abgym demo` compares (the ranker prior has its own command).
+BASELINES = ("random", "ab-test", "msprt", "epsilon-greedy", "ucb1", "thompson")
+
+
+def agent_names() -> list[str]:
+    return list(AGENTS)
+
+
+def register_agent(name: str, factory: Callable[..., Agent]) -> None:
+    """Add an agent under ``name`` (for example a contextual agent from another module)."""
+    AGENTS[name] = factory
+
+
+def make_agent(name: str, **kwargs) -> Agent:
+    key = ALIASES.get(name, name)
+    if key not in AGENTS:
+        raise ValueError(f"unknown agent {name!r}; known agents: {', '.join(AGENTS)}")
+    try:
+        agent = AGENTS[key](**kwargs)
+    except TypeError as error:
+        raise ValueError(f"agent {key!r} does not take these options {sorted(kwargs)}: {error}") from error
+    return agent
