@@ -1,0 +1,255 @@
+"""Recommenders that rank a candidate list given a prompt: the frozen LLM of RPP, and the non-LLM baselines.
+
+Every recommender answers ``rank(prompt, candidates, context) -> Ranking``. The LLM ranks from the prompt alone;
+``context`` (the user case and the prompt's actions) is there for the baselines and for the synthetic recommender
+of the tests, which needs to know the target to make a problem whose best prompt is known.
+
+The LLM has two modes:
+- ``"score"`` (default): the likelihood of each candidate title after the prompt (``LanguageModel.rank``); always a
+  full ranking, one forward pass per candidate batch.
+- ``"generate"``: the model writes an answer, parsed as an ordered list of candidate numbers or titles. Candidates it
+  does not mention are not ranked; an answer naming none is *unparsable*: it scores 0 and is counted in ``stats``.
+
+Rankings are cached by (model, mode, prompt, candidates) in memory and, with ``cache_path``, on disk (JSON, written
+atomically by :meth:`LLMRecommender.flush`), so that revisiting a prompt costs nothing, across runs too.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from abgym.paths import atomic_write
+
+
+@dataclass(frozen=True)
+class Ranking:
+    order: tuple[int, ...]  # candidate indices, best first; may be partial in generation mode
+    parsed: bool = True  # False: the answer named no candidate
+    answer: str | None = None  # the generated text (generation mode)
+
+
+@dataclass(frozen=True)
+class RankingContext:
+    target_index: int | None = None
+    actions: tuple[int, ...] | None = None
+    user_id: str | None = None
+    popularity: tuple[float, ...] | None = None  # per candidate, for the popularity baseline
+
+
+class Recommender(Protocol):
+    name: str
+
+    def rank(self, prompt: str, candidates: Sequence[str], context: RankingContext | None = None) -> Ranking: ...
+
+
+@dataclass
+class RankerStats:
+    calls: int = 0
+    cache_hits: int = 0
+    unparsable: int = 0  # generation answers naming no candidate
+    partial: int = 0  # generation answers naming some but not all candidates
+
+
+def ranking_key(model_id: str, mode: str, prompt: str, candidates: Sequence[str]) -> str:
+    payload = json.dumps([model_id, mode, prompt, list(candidates)], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+_NUMBER = re.compile(r"(?<![\d.])(\d{1,3})(?![\d])")
+
+
+def parse_ranking(answer: str, candidates: Sequence[str]) -> tuple[int, ...]:
+    """Candidate indices in the order the answer mentions them, by title (case-insensitive) or by list number.
+
+    Titles win when the answer names any, since a title can hold numbers (years, sequels)."""
+    text = answer.lower()
+    found: dict[int, int] = {}
+    for index, title in enumerate(candidates):
+        key = title.lower().strip()
+        short = re.sub(r"\s*\(\d{4}\)$", "", key)  # "Heat (1995)" is also found as "heat"
+        positions = [p for p in (text.find(key), text.find(short) if len(short) >= 4 else -1) if p >= 0]
+        if positions:
+            found[index] = min(positions)
+    if found:
+        return tuple(sorted(found, key=found.get))
+    order: list[int] = []
+    for match in _NUMBER.finditer(answer):
+        number = int(match.group(1))
+        if 1 <= number <= len(candidates) and number - 1 not in order:
+            order.append(number - 1)
+    return tuple(order)
+
+
+class LLMRecommender:
+    """The frozen language model as a recommender (see the module docstring for the modes)."""
+
+    def __init__(
+        self,
+        language_model,
+        *,
+        mode: str = "score",
+        by: str = "mean",
+        max_new_tokens: int = 48,
+        cache_path: str | Path | None = None,
+        model_id: str | None = None,
+        flush_every: int = 200,
+    ):
+        if mode not in ("score", "generate"):
+            raise ValueError(f"unknown LLM ranking mode {mode!r}; choose 'score' or 'generate'")
+        if by not in ("mean", "sum"):
+            raise ValueError(f"unknown likelihood aggregate {by!r}; choose 'mean' or 'sum'")
+        self.lm = language_model
+        self.mode, self.by, self.max_new_tokens = mode, by, max_new_tokens
+        self.model_id = model_id or getattr(language_model, "model_id", None) or type(language_model).__name__
+        self.name = f"llm-{mode}"
+        self.stats = RankerStats()
+        self.cache_path = Path(cache_path) if cache_path else None
+        self.flush_every = flush_every
+        self._cache: dict[str, list] = {}
+        self._unsaved = 0
+        if self.cache_path and self.cache_path.is_file():
+            try:
+                self._cache = json.loads(self.cache_path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise ValueError(
+                    f"ranking cache {self.cache_path} is corrupt ({error}); delete it to rebuild it"
+                ) from None
+
+    def rank(self, prompt: str, candidates: Sequence[str], context: RankingContext | None = None) -> Ranking:
+        self.stats.calls += 1
+        key = ranking_key(self.model_id, f"{self.mode}/{self.by}", prompt, candidates)
+        if key in self._cache:
+            self.stats.cache_hits += 1
+            order, parsed, answer = self._cache[key]
+        else:
+            order, parsed, answer = self._rank_uncached(prompt, list(candidates))
+            self._cache[key] = [list(order), parsed, answer]
+            self._unsaved += 1
+            if self.cache_path and self._unsaved >= self.flush_every:
+                self.flush()
+        if self.mode == "generate" and not parsed:
+            self.stats.unparsable += 1
+        elif self.mode == "generate" and len(order) < len(candidates):
+            self.stats.partial += 1
+        return Ranking(tuple(int(i) for i in order), bool(parsed), answer)
+
+    def _rank_uncached(self, prompt: str, candidates: list[str]):
+        if self.mode == "score":
+            # A leading space: the title continues "Answer:" as a word, as the model has seen it in text.
+            order = self.lm.rank(prompt, [f" {c}" for c in candidates], by=self.by)
+            return [int(i) for i in order], True, None
+        answer = self.lm.generate([prompt], max_new_tokens=self.max_new_tokens, temperature=0.0, seed=0)[0]
+        order = parse_ranking(answer, candidates)
+        return list(order), bool(order), answer
+
+    def flush(self) -> None:
+        """Write the cache to disk (atomically); a no-op without ``cache_path`` or new entries."""
+        if self.cache_path is None or not self._unsaved:
+            return
+        with atomic_write(self.cache_path, "w") as handle:
+            json.dump(self._cache, handle)
+        self._unsaved = 0
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+class PopularityRecommender:
+    """Ranks by the number of interactions each candidate has in the data (targets excluded)."""
+
+    name = "popularity"
+
+    def rank(self, prompt, candidates, context: RankingContext | None = None) -> Ranking:
+        if context is None or context.popularity is None:
+            raise ValueError("the popularity recommender needs context.popularity (one count per candidate)")
+        counts = np.asarray(context.popularity, dtype=float)
+        return Ranking(tuple(int(i) for i in np.argsort(-counts, kind="stable")))
+
+
+class RandomRecommender:
+    """A uniformly random ranking, seeded by the seed and the prompt and candidates (same input, same ranking)."""
+
+    name = "random-ranking"
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def rank(self, prompt, candidates, context: RankingContext | None = None) -> Ranking:
+        digest = int(ranking_key(str(self.seed), "random", prompt, candidates)[:16], 16)
+        return Ranking(tuple(int(i) for i in np.random.default_rng(digest).permutation(len(candidates))))
+
+
+class SyntheticPromptRecommender:
+    """A made-up recommender whose quality depends on the prompt's actions, with a known best prompt (for tests).
+
+    Each pattern whose action equals ``best_actions`` raises the quality q by 1/4. The target is placed at a rank
+    drawn uniformly from the first ``ceil(n * (1 - 0.9 q))`` positions, so the best prompt always ranks it first and
+    a prompt matching no pattern ranks it uniformly at random. Draws are seeded by the prompt and candidates. It
+    reads the target from the context: it is an oracle-made benchmark, not a recommender.
+    """
+
+    name = "synthetic"
+
+    def __init__(self, best_actions: Sequence[int] = (3, 2, 7, 1), seed: int = 0):
+        self.best_actions = tuple(best_actions)
+        self.seed = seed
+
+    def quality(self, actions: Sequence[int]) -> float:
+        return float(np.mean([a == b for a, b in zip(actions, self.best_actions)]))
+
+    def rank(self, prompt, candidates, context: RankingContext | None = None) -> Ranking:
+        if context is None or context.target_index is None or context.actions is None:
+            raise ValueError("the synthetic recommender needs context.target_index and context.actions")
+        n = len(candidates)
+        rng = np.random.default_rng(int(ranking_key(str(self.seed), "synthetic", prompt, candidates)[:16], 16))
+        span = max(1, int(np.ceil(n * (1 - 0.9 * self.quality(context.actions)))))
+        target_rank = int(rng.integers(span))
+        others = [i for i in rng.permutation(n).tolist() if i != context.target_index]
+        others.insert(target_rank, context.target_index)
+        return Ranking(tuple(others))
+
+
+@dataclass
+class SentenceRewriter:
+    """RPP+'s refinement: the language model rewrites a chosen sentence; answers are cached per sentence.
+
+    A rewrite that is empty, has no letters, or is over three times longer than the sentence is rejected (the
+    original is kept) and counted in ``rejected``, so a small model's failures show in the results."""
+
+    language_model: object
+    max_new_tokens: int = 48
+    cache: dict[str, str] = field(default_factory=dict)
+    rejected: int = 0
+    cache_path: Path | None = None
+
+    def __post_init__(self):
+        if self.cache_path and Path(self.cache_path).is_file():
+            self.cache.update(json.loads(Path(self.cache_path).read_text()))
+
+    def instruction(self, sentence: str) -> str:
+        return (
+            "Rewrite the following instruction for a recommendation assistant so that it is clearer and more "
+            "specific. Keep its meaning. Answer with the rewritten instruction only.\n\n"
+            f"Instruction: {sentence}\nRewritten instruction:"
+        )
+
+    def rewrite(self, sentence: str) -> str:
+        if sentence not in self.cache:
+            answer = self.language_model.generate(
+                [self.instruction(sentence)], max_new_tokens=self.max_new_tokens, temperature=0.0, seed=0
+            )[0]
+            self.cache[sentence] = answer
+            if self.cache_path:
+                with atomic_write(self.cache_path, "w") as handle:
+                    json.dump(self.cache, handle)
+        answer = self.cache[sentence].strip().split("\n")[0].strip().strip('"')
+        if not answer or not re.search(r"[A-Za-z]", answer) or len(answer) > 3 * len(sentence) + 20:
+            self.rejected += 1
+            return sentence
+        return answer
