@@ -209,8 +209,11 @@ class ABTestEnv(gym.Env):
         self._traffic = int(experiment.impressions.sum())
         self._batch = self.batch_size or math.ceil(self._traffic / self.steps_per_episode)
         self._left = self._traffic
-        self._n = np.zeros(k, dtype=np.int64)
-        self._c = np.zeros(k, dtype=np.int64)
+        # Per-arm counts as Python lists and CTRs as floats: step() touches one arm, and scalar numpy indexing
+        # would cost more than the arithmetic.
+        self._n = [0] * k
+        self._c = [0] * k
+        self._p_list = self._p.tolist()
         self._arms = np.zeros((self.max_arms, len(ARM_FEATURES)), dtype=np.float32)
         self._arms[:k, 3] = 0.5  # Beta(1, 1) prior: mean 1/2, std sqrt(1/12)
         self._arms[:k, 4] = math.sqrt(1.0 / 12.0)
@@ -245,26 +248,27 @@ class ABTestEnv(gym.Env):
             arm = operator.index(action)  # ints, numpy integers and 0-d integer arrays; not floats
         except TypeError:
             arm = None
-        k = self._n.shape[0]
+        k = len(self._n)
         if arm is None or not 0 <= arm < k:
             raise ValueError(
                 f"invalid action {action!r}: experiment {self._experiment.test_id} has {k} arms, "
                 f"so valid actions are 0..{k - 1} (see info['action_mask'] or action_masks())"
             )
         batch = min(self._batch, self._left)
-        p = self._p[arm]
+        p = self._p_list[arm]
         clicks = int(self.np_random.binomial(batch, p))
         self._left -= batch
         self._steps += 1
         n = self._n[arm] = self._n[arm] + batch
         c = self._c[arm] = self._c[arm] + clicks
         mean = (1.0 + c) / (2.0 + n)
+        # Only the chosen arm's row changes (the other arms' traffic shares are relative to the whole experiment).
         row = self._arms[arm]
+        row[0] = n / self._traffic
         row[1] = n
         row[2] = c
         row[3] = mean
         row[4] = math.sqrt(mean * (1.0 - mean) / (3.0 + n))
-        self._arms[:k, 0] = self._n / self._traffic
         terminated = self._left == 0
         info = {
             "impressions": batch,
@@ -274,7 +278,8 @@ class ABTestEnv(gym.Env):
             "action_mask": self._mask_bool.copy(),
         }
         if terminated:
-            means = self._arms[:k, 3]
+            # The env's own declaration: the arm with the highest Beta(1, 1)-posterior mean CTR.
+            means = (1.0 + np.asarray(self._c)) / (2.0 + np.asarray(self._n))
             winner = int(np.argmax(means))
             info["declared_winner"] = winner
             info["winner_is_best"] = bool(self._p[winner] >= self._best_ctr)

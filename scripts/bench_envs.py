@@ -1,0 +1,127 @@
+"""Steps per second of abgym's environments under a random valid policy, raw and through ``gymnasium.make``.
+
+Each benchmark also times gymnasium's CartPole-v1 in the same run, so that the figures can be compared across
+machines and loads as a ratio; RecoGym, a peer environment, steps at about 8,000 steps/s on the project's machines
+(a quoted figure, not measured here).
+
+    python scripts/bench_envs.py                 # every benchmark
+    python scripts/bench_envs.py --only ab_test  # one of them
+    python scripts/bench_envs.py --seconds 3 --repeats 5   # longer, steadier measurements
+
+To add an environment, write ``bench_<name>(seconds, repeats) -> list[Result]`` (usually one call of ``measure``) and append it to ``BENCHMARKS``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+
+import abgym  # noqa: F401  (registers the environment ids)
+
+RECOGYM_STEPS_PER_SECOND = 8_000  # quoted by the issue for the project's machines
+
+
+@dataclass
+class Result:
+    name: str
+    steps: int
+    seconds: float
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.seconds
+
+
+def time_random_policy(env: gym.Env, seconds: float, seed: int = 0, masked: bool = True) -> tuple[int, float]:
+    """Step ``env`` with uniformly random valid actions for about ``seconds``; return (steps, elapsed seconds).
+
+    The policy draws from a seeded generator among the arms of ``info["action_mask"]`` (or the whole action space
+    when the env has no mask); resets are counted in the elapsed time, as a training loop pays for them.
+    """
+    rng = np.random.default_rng(seed)
+    steps, episode = 0, 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        _, info = env.reset(seed=seed + episode)
+        episode += 1
+        n_valid = int(np.sum(info["action_mask"])) if masked else int(env.action_space.n)
+        done = False
+        while not done:
+            _, _, terminated, truncated, info = env.step(int(rng.integers(n_valid)))
+            done = terminated or truncated
+            steps += 1
+        if time.perf_counter() >= deadline:
+            return steps, time.perf_counter() - start
+
+
+def measure(named_envs: list[tuple[str, gym.Env]], seconds: float, repeats: int, masked: bool = True) -> list[Result]:
+    """Time each env ``repeats`` times, interleaved (so that a burst of load on the shared machine hits them all
+    alike), and keep each env's median run."""
+    for _, env in named_envs:
+        time_random_policy(env, min(0.2, seconds), masked=masked)  # warm-up: imports, caches
+    runs: dict[str, list[tuple[int, float]]] = {name: [] for name, _ in named_envs}
+    for _ in range(repeats):
+        for name, env in named_envs:
+            runs[name].append(time_random_policy(env, seconds, masked=masked))
+    results = []
+    for name, measured in runs.items():
+        steps, elapsed = sorted(measured, key=lambda run: run[0] / run[1])[len(measured) // 2]
+        results.append(Result(name, steps, elapsed))
+    return results
+
+
+def bench_cartpole_reference(seconds: float, repeats: int) -> list[Result]:
+    """gymnasium's CartPole-v1, the same-run yardstick for machine speed."""
+    return measure([("CartPole-v1 (reference, gymnasium.make)", gym.make("CartPole-v1"))], seconds, repeats, False)
+
+
+def bench_ab_test(seconds: float, repeats: int) -> list[Result]:
+    """abgym/ABTest-v0 on the shipped Upworthy data, defaults (about 100 steps per episode)."""
+    made = gym.make("abgym/ABTest-v0")
+    return measure(
+        [("abgym/ABTest-v0 raw env", made.unwrapped), ("abgym/ABTest-v0 gymnasium.make", made)], seconds, repeats
+    )
+
+
+BENCHMARKS: list[Callable[[float, int], list[Result]]] = [bench_ab_test]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement (default: 1)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved measurements per env, median kept")
+    parser.add_argument("--only", action="append", default=[], help="run only bench_<ONLY> (repeatable)")
+    args = parser.parse_args(argv)
+    if args.seconds <= 0 or args.repeats < 1:
+        parser.error("--seconds must be positive and --repeats at least 1")
+    chosen = BENCHMARKS
+    if args.only:
+        known = {b.__name__.removeprefix("bench_"): b for b in BENCHMARKS}
+        unknown = [name for name in args.only if name not in known]
+        if unknown:
+            parser.error(f"unknown benchmark(s) {unknown}; choose from {sorted(known)}")
+        chosen = [known[name] for name in args.only]
+
+    reference = bench_cartpole_reference(args.seconds, args.repeats)[0]
+    rows = [reference]
+    for bench in chosen:
+        rows.extend(bench(args.seconds, args.repeats))
+    print(f"{'environment':<42} {'steps':>9} {'steps/s':>10} {'x CartPole':>10} {'x RecoGym':>9}")
+    for row in rows:
+        print(
+            f"{row.name:<42} {row.steps:>9d} {row.steps_per_second:>10,.0f} "
+            f"{row.steps_per_second / reference.steps_per_second:>10.2f} "
+            f"{row.steps_per_second / RECOGYM_STEPS_PER_SECOND:>9.1f}"
+        )
+    print("x CartPole: ratio to CartPole-v1 timed in this run; x RecoGym: ratio to the quoted 8,000 steps/s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
