@@ -16,7 +16,8 @@ per variant; ``model="shared"`` keeps one over variant features, so that variant
 
 An optional ``prior`` (the ranker's :class:`abgym.ranker.prior.RankerPrior`, or anything with
 ``ctr_prior(texts) -> (mean, std)``) gives each variant an expected reward before any data: the regression then
-learns the residual ``reward - prior_scale * prior_mean`` and starts from the prior instead of from zero.
+learns the residual ``reward - prior_scale * (prior_mean - mean of prior_means)`` and so starts from the prior's
+ranking of the variants instead of from a tie (the base rate is learnt from data).
 
 Speed: the inverse Gram matrices are kept up to date with Sherman-Morrison rank-one updates (O(d^2) per step, no
 matrix inverse), and every arm is scored in one vectorized numpy expression.
@@ -190,7 +191,10 @@ class LinearBanditAgent:
         texts = tuple(str(text) for text in texts)
         if texts != self._prior_texts:
             mean, _std = self.prior.ctr_prior(list(texts))
-            self.prior_offset = self.prior_scale * np.asarray(mean, dtype=np.float64)
+            mean = np.asarray(mean, dtype=np.float64)
+            # Only the relative lift between variants is informative: the level (this campaign's base rate) is
+            # learnt from data by the bias feature, so the offset is centred.
+            self.prior_offset = self.prior_scale * (mean - mean.mean())
             self._prior_texts = texts
 
     # -- save / load -----------------------------------------------------------------------------------------------
