@@ -1,0 +1,152 @@
+"""Natural-language insights and creative suggestions from the language model (the paper's Section 6).
+
+The numbers (drivers, opportunities) come from insights.py; the language model only puts them into words. The
+pipeline is deliberately defensive, because a small model (SmolLM2-135M) often drifts:
+
+1. role conditioning and few-shot examples in a fixed line format (``INSIGHT: <attribute> | <sentence>`` or
+   ``SUGGESTION: <attribute> | <new headline>``), with the facts listed in the prompt;
+2. rule-based parsing: a line is kept only if it has the format, names an attribute it was given, and has a
+   sentence of reasonable length that is not a copy of the prompt; everything else is dropped and counted;
+3. self-reflection: the model is asked, for each parsed item, whether it follows from the facts, and the item is
+   accepted only if " Yes" is more likely than " No" under the model;
+4. an honest result: if nothing parses, the status says "could not parse" and carries the raw output; there is no
+   silent template fallback.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+ROLE = ("You are a senior marketing analyst. You explain A/B test results of news headlines to copywriters in "
+        "short, concrete sentences, using only the facts given.")
+
+INSIGHT_EXAMPLE = """Facts:
+Winning headline: "7 Ways To Save Money On Groceries This Week"
+Losing headline: "Grocery Prices Are Rising"
+Drivers: listicle (strong), how_to (medium)
+Answer:
+INSIGHT: listicle | The numbered list promised a quick, structured read, which the plain statement lacked.
+INSIGHT: how_to | Offering practical steps gave readers a concrete reason to click.
+"""
+
+SUGGESTION_EXAMPLE = """Facts:
+Tested headlines: "Why This Town Banned Plastic Bags"; "A Town Without Plastic Bags"
+Missing attributes: social_proof (strong), curiosity_gap (medium)
+Answer:
+SUGGESTION: social_proof | Thousands Of Towns Are Copying What This One Did With Plastic Bags
+SUGGESTION: curiosity_gap | This Town Banned One Everyday Item. What Happened Next Surprised Everyone
+"""
+
+_LINE = re.compile(r"^\s*(INSIGHT|SUGGESTION)\s*:\s*([A-Za-z_ ]+?)\s*\|\s*(.+?)\s*$")
+
+
+@dataclass
+class NarrativeItem:
+    kind: str            # "insight" | "suggestion"
+    attribute: str
+    text: str
+    accepted: bool | None = None   # self-reflection verdict (None: not checked)
+    reason: str = ""
+
+
+@dataclass
+class Narrative:
+    status: str                       # "ok" | "could not parse" | "all rejected by self-reflection"
+    items: list[NarrativeItem]        # accepted items
+    rejected: list[NarrativeItem] = field(default_factory=list)
+    malformed_lines: list[str] = field(default_factory=list)
+    raw_output: str = ""
+
+    @property
+    def n_parsed(self) -> int:
+        return len(self.items) + len(self.rejected)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "n_parsed": self.n_parsed}
+
+
+def _facts_insight(insights) -> str:
+    best, worst = insights.texts[insights.best_arm], insights.texts[insights.worst_arm]
+    drivers = ", ".join(f"{d.name} ({d.bin})" for d in insights.drivers) or "none"
+    return f'Facts:\nWinning headline: "{best}"\nLosing headline: "{worst}"\nDrivers: {drivers}\nAnswer:\n'
+
+
+def _facts_suggestion(insights) -> str:
+    tested = "; ".join(f'"{t}"' for t in insights.texts[:4])
+    missing = ", ".join(f"{o.name} ({o.bin})" for o in insights.opportunities) or "none"
+    return f"Facts:\nTested headlines: {tested}\nMissing attributes: {missing}\nAnswer:\n"
+
+
+def build_prompt(insights, kind: str) -> str:
+    """Role, task, one worked example, then this experiment's facts; the answer starts on the next line."""
+    if kind == "insight":
+        task = ("Task: for each driver, write one line 'INSIGHT: <driver> | <why it made the winning headline "
+                "win>'.")
+        return f"{ROLE}\n{task}\n\n{INSIGHT_EXAMPLE}\n{_facts_insight(insights)}INSIGHT:"
+    if kind == "suggestion":
+        task = ("Task: for each missing attribute, write one line 'SUGGESTION: <attribute> | <a new headline for "
+                "the same story that expresses it>'.")
+        return f"{ROLE}\n{task}\n\n{SUGGESTION_EXAMPLE}\n{_facts_suggestion(insights)}SUGGESTION:"
+    raise ValueError(f"unknown narrative kind {kind!r}; choose 'insight' or 'suggestion'")
+
+
+def parse_items(output: str, kind: str, allowed: list[str], existing_texts: list[str] = ()):
+    """Keep well-formed lines about allowed attributes; return (items, malformed lines)."""
+    prefix = "INSIGHT" if kind == "insight" else "SUGGESTION"
+    allowed_set = {a.lower() for a in allowed}
+    existing = {t.strip().lower() for t in existing_texts}
+    examples = {line.split("|", 1)[-1].strip().lower()
+                for line in (INSIGHT_EXAMPLE + SUGGESTION_EXAMPLE).splitlines() if "|" in line}
+    items, malformed, seen = [], [], set()
+    # The prompt ends with "PREFIX:", so the first line of the output continues it.
+    lines = (prefix + ":" + output).splitlines()
+    for line in lines:
+        if not line.strip():
+            continue
+        match = _LINE.match(line)
+        if not match or match.group(1) != prefix:
+            malformed.append(line.strip())
+            continue
+        attribute = match.group(2).strip().lower().replace(" ", "_")
+        text = match.group(3).strip().strip('"')
+        words = len(text.split())
+        problem = ("attribute not among those given" if attribute not in allowed_set
+                   else "too short or too long" if not 4 <= words <= 40
+                   else "copies an existing headline" if text.lower() in existing
+                   else "copies the prompt's example" if text.lower() in examples
+                   else "duplicate" if (attribute, text.lower()) in seen else "")
+        if problem:
+            malformed.append(f"{line.strip()}  [{problem}]")
+            continue
+        seen.add((attribute, text.lower()))
+        items.append(NarrativeItem("insight" if kind == "insight" else "suggestion", attribute, text))
+    return items, malformed
+
+
+def reflect(lm, insights, item: NarrativeItem) -> bool:
+    """Self-reflection: does the model itself judge the item consistent with the facts? (" Yes" vs " No")."""
+    facts = _facts_insight(insights) if item.kind == "insight" else _facts_suggestion(insights)
+    claim = item.text if item.kind == "insight" else f'The headline "{item.text}" expresses {item.attribute}.'
+    prompt = (f"{ROLE}\n{facts.replace('Answer:', '').rstrip()}\nStatement: {claim}\n"
+              f"Question: Is the statement consistent with the facts and specific? Answer Yes or No.\nAnswer:")
+    return lm.rank(prompt, [" Yes", " No"])[0] == 0
+
+
+def narrate(lm, insights, kind: str = "insight", max_new_tokens: int = 96, seed: int = 0,
+            self_reflection: bool = True) -> Narrative:
+    """Generate, parse, reflect. ``kind``: "insight" (why the winner won) or "suggestion" (new variants)."""
+    prompt = build_prompt(insights, kind)
+    allowed = [d.name for d in (insights.drivers if kind == "insight" else insights.opportunities)]
+    output = lm.generate([prompt], max_new_tokens=max_new_tokens, temperature=0.0, seed=seed)[0]
+    items, malformed = parse_items(output, kind, allowed, insights.texts)
+    if not items:
+        return Narrative("could not parse", [], [], malformed, output)
+    accepted, rejected = [], []
+    for item in items:
+        if self_reflection:
+            item.accepted = reflect(lm, insights, item)
+            if not item.accepted:
+                item.reason = "self-reflection answered No"
+        (accepted if item.accepted is not False else rejected).append(item)
+    status = "ok" if accepted else "all rejected by self-reflection"
+    return Narrative(status, accepted, rejected, malformed, output)

@@ -1,0 +1,191 @@
+"""Evaluate every ranker variant side by side on the same held-out Upworthy experiments.
+
+    nice .venv/bin/python experiments/ranker_eval.py                      # hash split, 20 % of experiments held out
+    nice .venv/bin/python experiments/ranker_eval.py --split-by week      # the latest weeks held out
+    nice .venv/bin/python experiments/ranker_eval.py --loo 5              # + leave-one-group-out over 5 groups
+
+Arms with identical headlines are merged first and only experiments with at least two distinct headlines are kept.
+Hyperparameters (q, ridge) of each variant are chosen by 5-fold grouped cross-validation *inside the training
+split*; the test split is scored once per variant. Prints a markdown table and writes JSON with every figure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from abgym.data.upworthy import load_experiments  # noqa: E402
+from abgym.paths import atomic_write  # noqa: E402
+from abgym.ranker.evaluation import (evaluate_predictions, hash_group, leave_one_group_out,  # noqa: E402
+                                     random_report)
+from abgym.ranker.ranker import ContentRanker, RankerConfig, arm_table  # noqa: E402
+
+
+class PrecomputedEmbedder:
+    """Embeds every text once through the cached Embedder and answers later calls from memory."""
+
+    def __init__(self, embedder):
+        self.embedder, self.dim, self.model_id = embedder, embedder.dim, embedder.model_id
+        self.table: dict[str, np.ndarray] = {}
+
+    def warm(self, texts):
+        missing = sorted({t for t in texts if t not in self.table})
+        if missing:
+            vectors = self.embedder.encode(missing, show_progress=True)
+            self.table.update(zip(missing, vectors))
+
+    def encode(self, texts, show_progress=None):
+        self.warm(texts)
+        return np.stack([self.table[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+
+# Each variant: a name, the ranker configuration, the grid searched on the training split, and notes.
+VARIANTS = [
+    ("Algorithm 1 (paper): pointwise CTR, FE, impression-weighted ridge", dict(objective="pointwise"),
+     dict(n_components=[16, 32, 64, 128], ridge=[1.0, 10.0, 100.0])),
+    ("Algorithm 1, PCA fitted on train + test texts", dict(objective="pointwise", _transductive=True),
+     dict(n_components=[16, 32, 64, 128], ridge=[1.0, 10.0, 100.0])),
+    ("relative CTR target (ctr / experiment mean - 1)", dict(objective="pointwise_relative"),
+     dict(n_components=[16, 32, 64, 128], ridge=[1.0, 10.0, 100.0])),
+    ("pairwise, soft labels P(ctr_i > ctr_j)", dict(objective="pairwise"),
+     dict(n_components=[32, 64, 128, None], ridge=[1.0, 10.0, 100.0])),
+    ("pairwise, headline + excerpt", dict(objective="pairwise", fields=("headline", "excerpt")),
+     dict(n_components=[64, 128, None], ridge=[10.0, 100.0])),
+]
+
+
+def predictions(ranker: ContentRanker, experiments) -> list[np.ndarray]:
+    return [ranker.predict(e.texts(ranker.config.fields)) for e in experiments]
+
+
+def fit(config: RankerConfig, embedder, train, test=None, transductive=False) -> ContentRanker:
+    extra = [t for e in test for t in e.texts(config.fields)] if transductive and test else None
+    return ContentRanker(config, embedder=embedder).fit(train, projection_texts=extra)
+
+
+def cross_validate(base: dict, grid: dict, embedder, train, n_folds=5, seed=0):
+    """Grid search by grouped K-fold inside ``train``; the criterion is mean Spearman on the held-out folds."""
+    transductive = base.get("_transductive", False)
+    base = {k: v for k, v in base.items() if not k.startswith("_")}
+    folds = np.array([hash_group(e.test_id + "/cv", n_folds) for e in train])
+    best, results = None, []
+    keys = list(grid)
+    for values in np.array(np.meshgrid(*[np.arange(len(grid[k])) for k in keys])).T.reshape(-1, len(keys)):
+        params = {k: grid[k][i] for k, i in zip(keys, values)}
+        config = RankerConfig(**base, **params)
+        rho = []
+        for k in range(n_folds):
+            inner_train = [e for e, f in zip(train, folds) if f != k]
+            inner_test = [e for e, f in zip(train, folds) if f == k]
+            ranker = fit(config, embedder, inner_train, inner_test, transductive)
+            rho.append(evaluate_predictions(predictions(ranker, inner_test), inner_test, seed).spearman)
+        score = float(np.concatenate(rho).mean())
+        results.append((params, score))
+        if best is None or score > best[1]:
+            best = (params, score)
+    return RankerConfig(**base, **best[0]), best[1], results
+
+
+def zscore(values: np.ndarray) -> np.ndarray:
+    sd = values.std()
+    return (values - values.mean()) / sd if sd > 0 else values - values.mean()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split-by", choices=["hash", "week"], default="hash")
+    parser.add_argument("--test-fraction", type=float, default=0.2)
+    parser.add_argument("--loo", type=int, default=0, help="also leave-one-group-out over this many groups")
+    parser.add_argument("--no-cv", action="store_true", help="skip the grid search; use each grid's middle values")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="results/ranker_eval.json")
+    args = parser.parse_args(argv)
+
+    from abgym.llm import Embedder
+
+    started = time.time()
+    merge = ("headline",)
+    train = load_experiments(split="train", split_by=args.split_by, test_fraction=args.test_fraction,
+                             merge_identical=merge)
+    test = load_experiments(split="test", split_by=args.split_by, test_fraction=args.test_fraction,
+                            merge_identical=merge)
+    embedder = PrecomputedEmbedder(Embedder())
+    fields_used = {f for _, base, _ in VARIANTS for f in base.get("fields", ("headline",))}
+    for fields in {tuple(base.get("fields", ("headline",))) for _, base, _ in VARIANTS}:
+        embedder.warm([t for e in train + test for t in e.texts(fields)])
+    print(f"{len(train)} train / {len(test)} test experiments (split by {args.split_by}); fields {fields_used}; "
+          f"embeddings ready after {time.time() - started:.0f} s", flush=True)
+
+    rows, test_scores = [], {}
+    chance = random_report(test, seed=args.seed)
+    rows.append({"variant": "random (uniform guess)", **chance.summary()})
+    for name, base, grid in VARIANTS:
+        t0 = time.time()
+        transductive = base.get("_transductive", False)
+        if args.no_cv:
+            params = {k: v[len(v) // 2] for k, v in grid.items()}
+            config = RankerConfig(**{k: v for k, v in base.items() if not k.startswith("_")}, **params)
+            cv_score = None
+        else:
+            config, cv_score, _ = cross_validate(base, grid, embedder, train, seed=args.seed)
+        ranker = fit(config, embedder, train, test, transductive)
+        scores = predictions(ranker, test)
+        test_scores[name] = scores
+        report = evaluate_predictions(scores, test, args.seed)
+        rows.append({"variant": name, "config": asdict(config), "cv_spearman": cv_score, **report.summary(),
+                     "seconds": time.time() - t0})
+        print(report.line(name[:34]), f"q={config.n_components} ridge={config.ridge} ({time.time() - t0:.0f} s)",
+              flush=True)
+
+    # Ensembles: the mean of z-scored member scores per experiment (no refitting).
+    def ensemble(names):
+        return [np.mean([zscore(test_scores[n][i]) for n in names], axis=0) for i in range(len(test))]
+
+    names = [v[0] for v in VARIANTS]
+    for label, members in [("ensemble: relative + pairwise", [names[2], names[3]]),
+                           ("ensemble: paper + relative + pairwise + h+e", [names[0], names[2], names[3], names[4]])]:
+        report = evaluate_predictions(ensemble(members), test, args.seed)
+        rows.append({"variant": label, "members": members, **report.summary()})
+        print(report.line(label[:34]), flush=True)
+
+    result = {"split_by": args.split_by, "test_fraction": args.test_fraction, "n_train": len(train),
+              "n_test": len(test), "rows": rows, "seconds": time.time() - started}
+
+    if args.loo:
+        loo = {}
+        for name, base, grid in [VARIANTS[0], VARIANTS[3]]:
+            config = next(RankerConfig(**r["config"]) for r in rows if r["variant"] == name)
+
+            def fit_predict(tr, te, config=config):
+                return predictions(fit(config, embedder, tr), te)
+
+            pooled, folds = leave_one_group_out(train + test, fit_predict, n_groups=args.loo, by=args.split_by)
+            loo[name] = {"pooled": pooled.summary(), "folds": [f.summary() for f in folds]}
+            print(pooled.line(("LOO " + name)[:34]), flush=True)
+        chance_all = random_report(train + test, seed=args.seed)
+        loo["random"] = {"pooled": chance_all.summary()}
+        result["leave_one_group_out"] = {"n_groups": args.loo, "by": args.split_by, **loo}
+
+    print("\n| variant | Spearman [95% CI] | top-1 [95% CI] | random top-1 |\n|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['variant']} | {row['spearman']:+.3f} [{row['spearman_ci'][0]:+.3f}, "
+              f"{row['spearman_ci'][1]:+.3f}] | {row['top1']:.3f} [{row['top1_ci'][0]:.3f}, "
+              f"{row['top1_ci'][1]:.3f}] | {row['random_top1']:.3f} |")
+    out = Path(args.out)
+    with atomic_write(out, "w") as handle:
+        json.dump(result, handle, indent=1, default=str)
+    print(f"\nwrote {out} ({time.time() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""LLM insights: prompt, rule-based parsing that drops malformed items, self-reflection, honest failure."""
+import numpy as np
+import pytest
+
+from abgym.ranker.insights import AttributeFinding, ExperimentInsights
+from abgym.ranker.narrative import build_prompt, narrate, parse_items
+
+
+def sample_insights():
+    return ExperimentInsights(
+        test_id="t1", texts=["You Won't Believe What This Dad Did", "A Dad Did Something"],
+        observed_ctr=[0.02, 0.01], predicted=[0.1, -0.1], best_arm=0, worst_arm=1, contrast="observed",
+        contributions=[0.2, 0.0], attribute_names=["curiosity_gap", "family_children"],
+        drivers=[AttributeFinding("curiosity_gap", 0.8, 0.1, "strong")],
+        opportunities=[AttributeFinding("family_children", 0.3, 0.05, "medium")])
+
+
+class ScriptedLM:
+    """Returns fixed generations and a fixed self-reflection verdict: exercises the pipeline's every branch."""
+
+    def __init__(self, output, verdict_yes=True):
+        self.output, self.verdict_yes, self.prompts = output, verdict_yes, []
+
+    def generate(self, prompts, max_new_tokens=64, temperature=0.0, seed=0, repetition_penalty=1.1):
+        self.prompts += prompts
+        return [self.output for _ in prompts]
+
+    def rank(self, prompt, candidates, by="mean"):
+        return [0, 1] if self.verdict_yes else [1, 0]
+
+
+def test_prompt_has_role_example_and_facts():
+    prompt = build_prompt(sample_insights(), "insight")
+    assert prompt.startswith("You are a senior marketing analyst")
+    assert "INSIGHT: listicle |" in prompt                      # few-shot example
+    assert "curiosity_gap (strong)" in prompt and prompt.endswith("INSIGHT:")
+    assert "family_children (medium)" in build_prompt(sample_insights(), "suggestion")
+    with pytest.raises(ValueError, match="unknown narrative kind"):
+        build_prompt(sample_insights(), "poem")
+
+
+def test_parser_keeps_wellformed_items_and_reports_the_rest():
+    output = (" curiosity_gap | The open question made readers want to find out what the dad did.\n"
+              "INSIGHT: urgency | Readers felt they had to click right away before it was gone.\n"
+              "INSIGHT: curiosity_gap | Too short.\n"
+              "Some rambling without the format\n"
+              "INSIGHT: curiosity_gap | The open question made readers want to find out what the dad did.\n")
+    items, malformed = parse_items(output, "insight", ["curiosity_gap"])
+    assert [(i.attribute, i.kind) for i in items] == [("curiosity_gap", "insight")]
+    reasons = " ".join(malformed)
+    for reason in ("attribute not among those given", "too short", "duplicate", "rambling"):
+        assert reason in reasons
+
+
+def test_self_reflection_accepts_or_rejects_and_failure_is_honest():
+    good = " curiosity_gap | The open question made readers want to find out what the dad did."
+    result = narrate(ScriptedLM(good, verdict_yes=True), sample_insights(), "insight")
+    assert result.status == "ok" and len(result.items) == 1 and result.items[0].accepted
+    rejected = narrate(ScriptedLM(good, verdict_yes=False), sample_insights(), "insight")
+    assert rejected.status == "all rejected by self-reflection" and not rejected.items
+    assert rejected.rejected[0].reason == "self-reflection answered No"
+    garbage = narrate(ScriptedLM("lorem ipsum dolor"), sample_insights(), "insight")
+    assert garbage.status == "could not parse" and garbage.items == [] and garbage.raw_output == "lorem ipsum dolor"
+    # A suggestion that copies a tested headline is dropped, not accepted.
+    copy = narrate(ScriptedLM(" family_children | A Dad Did Something"), sample_insights(), "suggestion")
+    assert copy.status == "could not parse" and "copies an existing headline" in copy.malformed_lines[0]
+
+
+def test_tiny_language_model_output_goes_through_the_pipeline():
+    try:
+        from abgym.llm import LanguageModel
+    except ImportError:
+        pytest.skip("abgym.llm.LanguageModel is not written yet")
+    lm = LanguageModel.tiny(seed=0)
+    result = narrate(lm, sample_insights(), "insight", max_new_tokens=24)
+    # A random tiny model writes noise: it must be reported as such, never dressed up as an insight.
+    assert result.status in ("could not parse", "all rejected by self-reflection", "ok")
+    assert result.raw_output is not None
+    assert all(item.attribute == "curiosity_gap" for item in result.items + result.rejected)
+    if result.status == "could not parse":
+        assert result.items == [] and result.malformed_lines
