@@ -333,3 +333,18 @@ def test_maskable_ppo_trains_a_few_steps():
     masks = get_action_masks(env)
     action, _ = model.predict(obs, action_masks=masks, deterministic=True)
     assert masks[int(action)]
+
+
+def test_benchmark_script_runs(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_envs.py"
+    spec = importlib.util.spec_from_file_location("bench_envs", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--seconds", "0.05", "--repeats", "1", "--only", "ab_test"]) == 0
+    out = capsys.readouterr().out
+    assert "abgym/ABTest-v0 raw env" in out and "abgym/ABTest-v0 gymnasium.make" in out and "CartPole" in out
+    with pytest.raises(SystemExit):
+        bench.main(["--only", "no_such_env"])
