@@ -120,7 +120,8 @@ class FixedHorizonABTest(_EvenSplitTest):
 
     ``test_share`` is the share of the episode's traffic spent on the test (1.0: the whole episode, as in the
     recorded Upworthy tests; the default 0.5 tests on half and ships the winner to the other half). The progress
-    comes from ``info["traffic_used"]`` (share of the episode's traffic already shown). ``correction`` is
+    comes from ABTest-v0's ``observation["traffic_left"]`` (or the steps taken against the reset info's
+    ``"horizon"``; see :func:`traffic_used`). ``correction`` is
     ``"holm"`` or ``"bonferroni"`` over the leader's comparisons with the other arms.
     """
 
@@ -135,19 +136,19 @@ class FixedHorizonABTest(_EvenSplitTest):
         self.test_share = float(test_share)
         self.correction = correction
         self.p_values: np.ndarray | None = None
+        self.horizon: int | None = None
 
     def reset(self, n_arms: int, info: dict | None = None, seed: int | None = None) -> None:
         super().reset(n_arms, info, seed)
         self.p_values = None
+        self.horizon = (info or {}).get("horizon")
 
     def update(self, action: int, reward: float, observation=None, info: dict | None = None) -> None:
         super().update(action, reward, observation, info)
-        info = info or {}
         if self.concluded:
             return
-        used = traffic_used(info)
-        ended = bool(info.get("episode_end", False))
-        if used >= self.test_share - 1e-9 or ended:
+        used = traffic_used(observation, info or {}, steps_taken=self.t, horizon=self.horizon)
+        if used >= self.test_share - 1e-6:  # traffic_left is float32
             self._conclude(self.test())
 
     def test(self) -> int | None:
@@ -226,10 +227,21 @@ class SequentialABTest(_EvenSplitTest):
         self.p_values = np.minimum(self.p_values, np.minimum(1.0, 1.0 / ratio))
 
 
-def traffic_used(info: dict) -> float:
-    """Share of the episode's traffic already shown, from the step info of ABTest-v0 (0 if it is not reported)."""
+def traffic_used(observation, info: dict, steps_taken: int = 0, horizon: int | None = None) -> float:
+    """Share of the episode's traffic already shown.
+
+    Read from, in order: ``info["traffic_used"]`` or ``info["traffic_left"]`` (simulators that report it),
+    ABTest-v0's ``observation["traffic_left"]``, or the steps taken against the reset info's ``horizon``.
+    """
     if "traffic_used" in info:
         return float(info["traffic_used"])
     if "traffic_left" in info:
-        return 1.0 - float(info["traffic_left"])
-    return 0.0
+        return 1.0 - float(np.asarray(info["traffic_left"]).reshape(-1)[0])
+    if isinstance(observation, dict) and "traffic_left" in observation:
+        return 1.0 - float(np.asarray(observation["traffic_left"]).reshape(-1)[0])
+    if horizon:
+        return steps_taken / float(horizon)
+    raise ValueError(
+        "the fixed-horizon A/B test cannot tell how much of the episode's traffic is used: the environment reports "
+        "neither info['traffic_used'/'traffic_left'], observation['traffic_left'] nor a reset info['horizon']"
+    )

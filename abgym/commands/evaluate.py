@@ -1,0 +1,120 @@
+"""``abgym evaluate``: run A/B-test agents (or a trained SB3 model) on an environment and print the results table.
+
+    abgym evaluate --env abgym/ABTest-v0 --agent thompson --episodes 20 --seeds 0 1 2 --split test \\
+        --csv results/thompson.csv --markdown results/thompson.md --logdir runs/
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="evaluate A/B-test agents on an environment (tidy table with 95%% confidence intervals)",
+        description=__doc__.splitlines()[0],
+    )
+    parser.add_argument("--env", default="abgym/ABTest-v0", help="environment id (default: %(default)s)")
+    parser.add_argument(
+        "--agent", nargs="+", default=["thompson"], metavar="NAME",
+        help="one or more agent names: random, ab-test, msprt, epsilon-greedy, ucb1, thompson, thompson-ranker "
+        "(default: thompson)",
+    )
+    parser.add_argument("--model", metavar="PATH", help="a model saved by `abgym train` (model.zip), evaluated too")
+    parser.add_argument("--episodes", type=positive_int, default=20, help="episodes per seed (default: %(default)s)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
+    add_env_options(parser)
+    parser.add_argument("--csv", metavar="PATH", help="write the summary table as CSV")
+    parser.add_argument("--markdown", metavar="PATH", help="write the summary table as Markdown")
+    parser.add_argument("--episodes-csv", metavar="PATH", help="write the per-episode table as CSV")
+    parser.add_argument("--logdir", metavar="DIR", help="write TensorBoard and CSV logs, one folder per agent")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run)
+
+
+def add_env_options(parser) -> None:
+    """Options that become ``gymnasium.make`` keyword arguments (shared with ``abgym train``)."""
+    parser.add_argument("--split", choices=["train", "test", "all"], help="ABTest-v0: which experiments to replay")
+    parser.add_argument("--data", metavar="CSV", help="ABTest-v0: an Upworthy archive CSV (default: shipped subset)")
+    parser.add_argument(
+        "--ctr-source", choices=["empirical", "posterior"],
+        help="ABTest-v0: true click rates are the recorded ones or Beta-posterior draws per episode",
+    )
+    parser.add_argument(
+        "--env-arg", action="append", default=[], metavar="KEY=VALUE",
+        help="any other gymnasium.make keyword argument (value read as a Python literal), repeatable",
+    )
+
+
+def env_kwargs_from(args) -> dict:
+    kwargs = {}
+    for item in args.env_arg:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"abgym: error: --env-arg expects KEY=VALUE, got {item!r}")
+        try:
+            kwargs[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            kwargs[key] = value  # a plain string
+    for key, value in (("split", args.split), ("data_path", args.data), ("ctr_source", args.ctr_source)):
+        if value is not None:
+            kwargs[key] = value
+    return kwargs
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def run(args) -> int:
+    from abgym.agents.registry import ALIASES, AGENTS
+    from abgym.evaluation import evaluate, print_summary
+
+    unknown = [name for name in args.agent if name not in AGENTS and name not in ALIASES]
+    if unknown:
+        print(f"abgym evaluate: error: unknown agent(s) {unknown}; known agents: {', '.join(AGENTS)}", file=sys.stderr)
+        return 2
+    policies: list = list(args.agent)
+    if args.model:
+        from abgym.commands.train import load_policy
+
+        policies.append(load_policy(args.model))
+    try:
+        result = evaluate(
+            policies, args.env, episodes=args.episodes, seeds=args.seeds, env_kwargs=env_kwargs_from(args),
+            logdir=args.logdir, progress=not args.no_progress,
+        )
+    except (ValueError, FileNotFoundError) as error:
+        print(f"abgym evaluate: error: {error}", file=sys.stderr)
+        return 2
+    print_summary(result.summary, title=f"{args.env}, {args.episodes} episodes x seeds {args.seeds}",
+                  console=wide_console())
+    write_tables(result, csv=args.csv, markdown=args.markdown, episodes_csv=args.episodes_csv)
+    return 0
+
+
+def write_tables(result, csv=None, markdown=None, episodes_csv=None) -> None:
+    from abgym.paths import atomic_write
+
+    for path, text in (
+        (csv, lambda: result.summary.to_csv(index=False)),
+        (markdown, result.to_markdown),
+        (episodes_csv, lambda: result.episodes.to_csv(index=False)),
+    ):
+        if path:
+            with atomic_write(path, "w") as handle:
+                handle.write(text())
+            print(f"wrote {path}")
+
+
+def wide_console():
+    """Rich console that keeps the table readable when stdout is a pipe or a CI log (80 columns otherwise)."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
