@@ -335,13 +335,14 @@ def test_maskable_ppo_trains_a_few_steps():
     assert masks[int(action)]
 
 
-def test_benchmark_script_runs(capsys):
+def test_benchmark_script_runs(capsys, monkeypatch):
     import importlib.util
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "scripts" / "bench_envs.py"
     spec = importlib.util.spec_from_file_location("bench_envs", path)
     bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(__import__("sys").modules, "bench_envs", bench)
     spec.loader.exec_module(bench)
     assert bench.main(["--seconds", "0.05", "--repeats", "1", "--only", "ab_test"]) == 0
     out = capsys.readouterr().out
