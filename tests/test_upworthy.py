@@ -284,3 +284,11 @@ def test_parsing_the_default_file_is_cached():
     for _ in range(20):
         load_experiments(split="test")
     assert time.perf_counter() - start < 1.0  # 20 loads, no re-parsing of 18k rows
+
+
+@pytest.mark.parametrize("split_by", ["hash", "week"])
+def test_merged_train_split_never_holds_a_test_experiment(split_by):
+    """The ranker trains on the merged train split; the env replays the unmerged test split: they must not meet."""
+    merged_train = {e.test_id for e in load_experiments(split="train", split_by=split_by, merge_identical="headline")}
+    test = {e.test_id for e in load_experiments(split="test", split_by=split_by)}
+    assert merged_train and test and not merged_train & test

@@ -23,7 +23,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,7 @@ __all__ = [
     "load_experiments",
     "load_dataset",
     "split_experiments",
+    "held_out_weeks",
 ]
 
 logger = logging.getLogger(__name__)
@@ -376,18 +377,38 @@ def _experiments_from(df: pd.DataFrame) -> list[Experiment]:
     return experiments
 
 
+@functools.lru_cache(maxsize=None)
 def _hash_unit(test_id: str) -> float:
     """A stable number in [0, 1) per test id (Python's hash() is salted per process, so it cannot be used)."""
     return int.from_bytes(hashlib.sha1(test_id.encode("utf-8")).digest()[:8], "big") / 2.0**64
 
 
+def held_out_weeks(tests_per_week: Mapping[int, int], test_fraction: float) -> set[int]:
+    """The latest weeks, taken whole, until they hold at least ``test_fraction`` of the tests."""
+    needed, taken, weeks = test_fraction * sum(tests_per_week.values()), 0, set()
+    for week in sorted(tests_per_week, reverse=True):
+        if taken >= needed:
+            break
+        weeks.add(week)
+        taken += tests_per_week[week]
+    return weeks
+
+
 def split_experiments(
-    experiments: Sequence[Experiment], split: str = "all", split_by: str = "hash", test_fraction: float = 0.2
+    experiments: Sequence[Experiment],
+    split: str = "all",
+    split_by: str = "hash",
+    test_fraction: float = 0.2,
+    *,
+    tests_per_week: Mapping[int, int] | None = None,
 ) -> list[Experiment]:
     """Deterministic train/test split: by a hash of the test id, or by week (the latest weeks are the test split).
 
-    The week split takes whole weeks from the latest backwards until at least ``test_fraction`` of the experiments
-    are in the test split, so that no week is on both sides.
+    The hash split decides each test on its own id, so it agrees across files and filters. The week split takes whole
+    weeks from the latest backwards until at least ``test_fraction`` of the tests are in the test split, so that no
+    week is on both sides; ``tests_per_week`` (default: counted from ``experiments``) fixes the cut-off, and
+    :func:`load_experiments` counts every test of the file, so that a merged or filtered list is cut at the same week
+    as the full one (a text model trained on the merged train split never sees a test-split experiment).
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {list(SPLITS)}")
@@ -400,14 +421,10 @@ def split_experiments(
     if split_by == "hash":
         in_test = [_hash_unit(e.test_id) < test_fraction for e in experiments]
     else:
-        weeks = Counter(e.test_week for e in experiments)
-        needed, taken, test_weeks = test_fraction * len(experiments), 0, set()
-        for week in sorted(weeks, reverse=True):
-            if taken >= needed:
-                break
-            test_weeks.add(week)
-            taken += weeks[week]
-        in_test = [e.test_week in test_weeks for e in experiments]
+        if tests_per_week is None:
+            tests_per_week = Counter(e.test_week for e in experiments)
+        held_out = held_out_weeks(tests_per_week, test_fraction)
+        in_test = [e.test_week in held_out for e in experiments]
     want_test = split == "test"
     return [e for e, t in zip(experiments, in_test) if t == want_test]
 
@@ -457,8 +474,18 @@ def load_dataset(
     """:func:`load_experiments` together with the :class:`LoadReport` (rows and experiments dropped, by reason)."""
     if int(min_arms) != min_arms or min_arms < 1:
         raise ValueError(f"min_arms must be a positive whole number, got {min_arms!r}")
-    experiments, report = _experiments_cached(_file_key(path), _check_merge(merge_identical), int(min_arms))
-    return split_experiments(experiments, split, split_by, test_fraction), _copy_report(report)
+    key = _file_key(path)
+    experiments, report = _experiments_cached(key, _check_merge(merge_identical), int(min_arms))
+    split_list = split_experiments(
+        experiments, split, split_by, test_fraction, tests_per_week=_tests_per_week(key) if split_by == "week" else None
+    )
+    return split_list, _copy_report(report)
+
+
+@functools.lru_cache(maxsize=8)
+def _tests_per_week(key: tuple[str, int, int]) -> dict[int, int]:
+    df, _ = _load_packages_cached(*key)
+    return df.groupby("test_week")["clickability_test_id"].nunique().to_dict()
 
 
 def load_experiments(
