@@ -1,0 +1,392 @@
+"""The campaign's content variants and the fixed-size features the environment shows for them.
+
+Three content sources give the K variant texts: one real Upworthy experiment (default; its recorded click-through
+rates calibrate the simulated users), variants written by the language model for a campaign brief (the
+Prompt-Conditioned Generator, :func:`generate_variants`), or a list of texts the user supplies.
+
+Each variant becomes two feature blocks, both on a fixed scale so that the user model's preference weights mean the
+same thing whatever the source:
+
+- ``embeddings``: the sentence embedding projected on the first ``embedding_dim`` principal components of a reference
+  corpus (2,000 Upworthy headlines), whitened, so each coordinate has unit variance over real headlines;
+- ``attributes``: the scores of an :class:`AttributeScorer` (the ranker's attribute space by default: marketing
+  attributes such as urgency or curiosity gap), standardised over the same corpus.
+
+Models are expensive and the features of a campaign never change, so everything is computed once and cached on disk
+(atomically): the reference basis per embedder and scorer, the features per list of texts, the Upworthy experiment's
+texts and counts, and the generated texts. Building an environment from a warm cache calls no model.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from abgym.paths import atomic_write, cache_dir
+
+DEFAULT_EXPERIMENT = "530e906bff24f84145000005"  # Matt Damon and the 13-year-old girl: 4 headlines, CTR 1.1%-8.4%
+DEFAULT_ATTRIBUTES = ("curiosity_gap", "urgency", "social_proof", "heartwarming", "outrage", "humor",
+                      "question_hook", "specific_numbers")
+REFERENCE_SIZE = 2000  # headlines the PCA basis and the standardisation are fitted on
+FEATURE_BOUND = 10.0  # standardised features are clipped to +-10, so that observation spaces are bounded
+FEATURES_VERSION = 1  # bump when the feature computation changes, so that old caches are not read
+
+EmbedFn = Callable[[Sequence[str]], np.ndarray]
+
+
+class AttributeScorer(Protocol):
+    """Anything that scores texts on named attributes, like :class:`abgym.ranker.attributes.AttributeSpace`.
+
+    ``names`` (optional) labels the columns; ``cache_key`` (optional) is a string that changes whenever the scores
+    would, so that features computed with this scorer can be cached on disk.
+    """
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, eq=False)
+class ContentFeatures:
+    """The K variants of a campaign, with the features the environment observes and the user model reacts to."""
+
+    texts: tuple[str, ...]
+    source: str  # "upworthy" | "generated" | "texts"
+    embeddings: np.ndarray  # (K, embedding_dim) float32, whitened principal components
+    attributes: np.ndarray  # (K, n_attributes) float32, standardised attribute scores
+    attribute_names: tuple[str, ...]
+    target_ctr: np.ndarray | None = None  # (K,) population-average CTR the users are calibrated to, if known
+    meta: dict = field(default_factory=dict)  # e.g. test_id, impressions, clicks, generation prompts
+
+    @property
+    def n_variants(self) -> int:
+        return len(self.texts)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """(K, n_attributes + embedding_dim): the content vector users' preference weights are dotted with."""
+        return np.concatenate([self.attributes, self.embeddings], axis=1).astype(np.float64)
+
+
+# ------------------------------------------------------------------------------------------------ cache helpers
+def _digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _load_npz(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError):  # a corrupt cache file is recomputed, never trusted
+        return None
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    with atomic_write(path) as handle:
+        handle.write(buffer.getvalue())
+
+
+def _load_json(path: Path):
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _save_json(path: Path, document) -> None:
+    with atomic_write(path, "w") as handle:
+        json.dump(document, handle, indent=1, ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------------------- source 1: Upworthy
+def upworthy_variants(experiment: str | int = DEFAULT_EXPERIMENT, path=None) -> dict:
+    """Headlines, impressions and clicks of one Upworthy experiment (arms with identical headlines merged).
+
+    ``experiment`` is a ``clickability_test_id`` or an index into the loader's fixed order. The result is cached on
+    disk per file (path, size, modification time), so that building an environment does not parse the archive.
+    """
+    from abgym.data import upworthy
+
+    source = upworthy._resolve(path)
+    stat = source.stat()
+    key = _digest("upworthy", str(source), stat.st_size, stat.st_mtime_ns, experiment)
+    cache_file = cache_dir("marketing", "upworthy") / f"{key}.json"
+    cached = _load_json(cache_file)
+    if cached is not None:
+        return cached
+    experiments = upworthy.load_experiments(source, merge_identical=("headline",))
+    if isinstance(experiment, (int, np.integer)) and not isinstance(experiment, bool):
+        if not 0 <= experiment < len(experiments):
+            raise ValueError(f"experiment index {experiment} is out of range: {source} has {len(experiments)} "
+                             f"experiments with at least 2 distinct headlines (0 to {len(experiments) - 1})")
+        chosen = experiments[int(experiment)]
+    else:
+        matches = [e for e in experiments if e.test_id == str(experiment)]
+        if not matches:
+            raise ValueError(f"experiment {experiment!r} is not in {source} (or has fewer than 2 distinct "
+                             f"headlines); pass a clickability_test_id from that file or an index, e.g. "
+                             f"{experiments[0].test_id!r} or 0")
+        chosen = matches[0]
+    document = dict(test_id=chosen.test_id, test_week=int(chosen.test_week), texts=list(chosen.headlines),
+                    impressions=[int(x) for x in chosen.impressions], clicks=[int(x) for x in chosen.clicks],
+                    path=str(source))
+    _save_json(cache_file, document)
+    return document
+
+
+def reference_headlines(size: int = REFERENCE_SIZE, path=None) -> list[str]:
+    """A fixed sample of distinct headlines of the shipped Upworthy file: the corpus the feature scales come from."""
+    from abgym.data import upworthy
+
+    source = upworthy._resolve(path)
+    stat = source.stat()
+    cache_file = cache_dir("marketing", "upworthy") / f"reference-{_digest(str(source), stat.st_size, size)}.json"
+    cached = _load_json(cache_file)
+    if cached is not None:
+        return cached
+    packages, _ = upworthy.load_packages(source)
+    headlines = sorted({upworthy._plain_text(h) for h in packages["headline"]} - {""})
+    rng = np.random.default_rng(20140101)
+    chosen = [headlines[i] for i in sorted(rng.choice(len(headlines), min(size, len(headlines)), replace=False))]
+    _save_json(cache_file, chosen)
+    return chosen
+
+
+# ------------------------------------------------------------------------------- source 2: the LLM generator
+TONES = ("warm", "playful", "serious", "bold")
+URGENCY = ("no urgency", "high urgency")
+INCENTIVES = ("no incentive", "a discount", "a free gift")
+DEFAULT_BRIEF = "A reusable water bottle that keeps drinks cold for 24 hours, for people who commute by bike."
+
+
+def default_targets(n_variants: int, seed: int = 0) -> list[dict]:
+    """``n_variants`` distinct (tone, urgency, incentive) targets, drawn without repeats from the full grid."""
+    grid = list(itertools.product(TONES, URGENCY, INCENTIVES))
+    if n_variants > len(grid):
+        raise ValueError(f"n_variants={n_variants}: the default target grid has {len(grid)} combinations; pass "
+                         f"your own 'target_attributes' (a list of dicts) for more variants")
+    order = np.random.default_rng(seed).permutation(len(grid))[:n_variants]
+    return [dict(tone=grid[i][0], urgency=grid[i][1], incentive=grid[i][2]) for i in order]
+
+
+def variant_prompt(brief: str, target: dict) -> str:
+    """The prompt of one variant: the brief, then each target attribute as a constraint."""
+    constraints = "\n".join(f"- {name}: {value}" for name, value in target.items())
+    return (f"Write one short marketing headline for this campaign.\nCampaign: {brief}\n"
+            f"The headline must have:\n{constraints}\nAnswer with the headline only.\nHeadline:")
+
+
+_PREFIX = re.compile(r"^\s*(headline\s*\d*\s*[:\-]\s*)", re.IGNORECASE)
+
+
+def clean_generation(text: str) -> str:
+    """The first non-empty line, without a "Headline:" prefix, surrounding quotes or list markers."""
+    for line in text.splitlines():
+        line = _PREFIX.sub("", line).strip().strip("\"'“”*#-").strip()
+        if line:
+            return line[:200]
+    return ""
+
+
+def generate_variants(brief: str, n_variants: int, *, language_model=None, model: str = "smollm2",
+                      targets: Sequence[dict] | None = None, seed: int = 0, max_new_tokens: int = 32,
+                      temperature: float = 0.7) -> dict:
+    """The Prompt-Conditioned Generator: K headlines for ``brief``, each conditioned on its target attributes.
+
+    ``model`` is ``"smollm2"`` (SmolLM2-135M-Instruct, :meth:`LanguageModel.load`) or ``"tiny"`` (a tiny random
+    model with the same code path, for tests). Generations are cached on disk by model, prompts and sampling
+    settings, so a campaign is generated once. Returns ``{texts, prompts, targets, raw}``.
+    """
+    if not isinstance(brief, str) or not brief.strip():
+        raise ValueError("content_source='generated' needs a non-empty 'brief' (the campaign description)")
+    if int(n_variants) != n_variants or n_variants < 2:
+        raise ValueError(f"n_variants must be a whole number >= 2, got {n_variants!r}")
+    if model not in ("smollm2", "tiny"):
+        raise ValueError(f"generator model {model!r} is unknown; use 'smollm2' (the real model) or 'tiny' (tests)")
+    targets = list(targets) if targets is not None else default_targets(int(n_variants), seed)
+    if len(targets) != n_variants or not all(isinstance(t, dict) and t for t in targets):
+        raise ValueError(f"target_attributes must be a list of {n_variants} non-empty dicts (one per variant), "
+                         f"e.g. [{{'tone': 'warm', 'urgency': 'high urgency'}}, ...]")
+    prompts = [variant_prompt(brief.strip(), target) for target in targets]
+    key = _digest("generated", model, prompts, seed, max_new_tokens, temperature)
+    cache_file = cache_dir("marketing", "generated") / f"{key}.json"
+    cached = _load_json(cache_file)
+    if cached is not None:
+        return cached
+    if language_model is None:
+        from abgym.llm import LanguageModel
+
+        language_model = LanguageModel.tiny(seed=seed) if model == "tiny" else LanguageModel.load()
+    raw = language_model.generate(prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    texts = [clean_generation(text) for text in raw]
+    empty = [i for i, text in enumerate(texts) if not text]
+    if empty:
+        raise RuntimeError(f"the language model generated no text for variant(s) {empty} (prompts: "
+                           f"{[prompts[i] for i in empty]!r}); raise max_new_tokens or change the seed")
+    document = dict(texts=texts, prompts=prompts, targets=targets, raw=list(raw), model=model, seed=seed)
+    _save_json(cache_file, document)
+    return document
+
+
+# ------------------------------------------------------------------------------------------------- features
+def check_texts(texts) -> list[str]:
+    if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
+        raise ValueError("'texts' must be a list of at least 2 strings (one per variant), not "
+                         f"{type(texts).__name__}")
+    if len(texts) < 2:
+        raise ValueError(f"'texts' must hold at least 2 variants, got {len(texts)}")
+    bad = [i for i, text in enumerate(texts) if not isinstance(text, str) or not text.strip()]
+    if bad:
+        raise ValueError(f"'texts' entries {bad} are empty or not strings; every variant needs a text")
+    return [text.strip() for text in texts]
+
+
+class FeatureModels:
+    """The embedder and attribute scorer, built only when a cache misses (the default embedder loads torch)."""
+
+    def __init__(self, embed: EmbedFn | None = None, scorer: AttributeScorer | None = None,
+                 attribute_names: Sequence[str] | None = DEFAULT_ATTRIBUTES):
+        self._embed, self._scorer = embed, scorer
+        self.custom = embed is not None or scorer is not None
+        self.requested_names = tuple(attribute_names) if attribute_names is not None else None
+
+    @property
+    def cache_key(self) -> str | None:
+        if not self.custom:
+            from abgym.ranker.attributes import DEFAULT_LEXICON
+
+            lexicon = hashlib.sha256(Path(DEFAULT_LEXICON).read_bytes()).hexdigest()[:16]
+            return _digest("minilm+attribute-space", lexicon, self.requested_names)
+        keys = [getattr(self._embed, "cache_key", None), getattr(self._scorer, "cache_key", None)]
+        if self._embed is not None and keys[0] is None or self._scorer is not None and keys[1] is None:
+            return None  # a custom model without a cache key: features are recomputed every time
+        return _digest(keys, self.requested_names)
+
+    def _default_embedder(self):
+        if not hasattr(self, "_embedder"):
+            from abgym.llm import Embedder
+
+            self._embedder = Embedder()
+        return self._embedder
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        fn = self._embed if self._embed is not None else self._default_embedder().encode
+        vectors = np.asarray(fn(list(texts)), dtype=np.float64)
+        if vectors.ndim != 2 or len(vectors) != len(texts):
+            raise ValueError(f"the embedding function returned shape {vectors.shape} for {len(texts)} texts; it "
+                             f"must return (n_texts, dim)")
+        return vectors
+
+    def scorer(self) -> AttributeScorer:
+        if self._scorer is None:
+            from abgym.ranker.attributes import AttributeSpace
+
+            self._scorer = AttributeSpace(self._default_embedder())
+        return self._scorer
+
+    def attribute_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+        scorer = self.scorer()
+        scores = np.asarray(scorer.scores(list(texts)), dtype=np.float64)
+        if scores.ndim != 2 or len(scores) != len(texts):
+            raise ValueError(f"the attribute scorer returned shape {scores.shape} for {len(texts)} texts; it must "
+                             f"return (n_texts, n_attributes)")
+        names = tuple(getattr(scorer, "names", None) or [f"attribute_{j}" for j in range(scores.shape[1])])
+        if self.requested_names is None:
+            return scores, names
+        unknown = [name for name in self.requested_names if name not in names]
+        if unknown:
+            raise ValueError(f"attributes {unknown} are not scored by {type(scorer).__name__}; choose from "
+                             f"{list(names)} or set 'attributes': None to use them all")
+        columns = [names.index(name) for name in self.requested_names]
+        return scores[:, columns], self.requested_names
+
+
+def reference_space(models: FeatureModels, embedding_dim: int) -> dict:
+    """PCA basis and standardisation of the reference corpus, cached per embedder, scorer and ``embedding_dim``."""
+    key = models.cache_key
+    cache_file = (cache_dir("marketing", "reference") / f"{_digest(key, embedding_dim, FEATURES_VERSION)}.npz"
+                  if key is not None else None)
+    cached = _load_npz(cache_file) if cache_file is not None else None
+    if cached is not None:
+        return cached
+    corpus = reference_headlines()
+    vectors = models.embed(corpus)
+    if embedding_dim > min(vectors.shape):
+        raise ValueError(f"embedding_dim={embedding_dim} exceeds the embedding width {vectors.shape[1]}")
+    mean = vectors.mean(axis=0)
+    _, singular, components = np.linalg.svd(vectors - mean, full_matrices=False)
+    components = components[:embedding_dim]
+    components *= np.sign(components[:, :1] + 1e-12)  # a fixed sign per component, so caches agree across runs
+    coords = (vectors - mean) @ components.T
+    scores, names = models.attribute_scores(corpus)
+    space = dict(mean=mean, components=components, coord_std=coords.std(axis=0) + 1e-12,
+                 attr_mean=scores.mean(axis=0), attr_std=scores.std(axis=0) + 1e-12,
+                 names=np.array(names, dtype=str))
+    if cache_file is not None:
+        _save_npz(cache_file, **space)
+    return space
+
+
+def content_features(texts: Sequence[str], *, source: str, embedding_dim: int = 8, models: FeatureModels | None = None,
+                     target_ctr=None, meta: dict | None = None) -> ContentFeatures:
+    """Features of ``texts`` on the reference scale; cached on disk by texts, models and ``embedding_dim``."""
+    models = models or FeatureModels()
+    texts = check_texts(list(texts))
+    key = models.cache_key
+    cache_file = (cache_dir("marketing", "features") / f"{_digest(key, texts, embedding_dim, FEATURES_VERSION)}.npz"
+                  if key is not None else None)
+    cached = _load_npz(cache_file) if cache_file is not None else None
+    if cached is None:
+        space = reference_space(models, embedding_dim)
+        vectors = models.embed(texts)
+        embeddings = (vectors - space["mean"]) @ space["components"].T / space["coord_std"]
+        scores, names = models.attribute_scores(texts)
+        attributes = (scores - space["attr_mean"]) / space["attr_std"]
+        cached = dict(embeddings=np.clip(embeddings, -FEATURE_BOUND, FEATURE_BOUND).astype(np.float32),
+                      attributes=np.clip(attributes, -FEATURE_BOUND, FEATURE_BOUND).astype(np.float32),
+                      names=np.array(names, dtype=str))
+        if cache_file is not None:
+            _save_npz(cache_file, **cached)
+    target = None if target_ctr is None else np.asarray(target_ctr, dtype=np.float64)
+    return ContentFeatures(texts=tuple(texts), source=source, embeddings=cached["embeddings"],
+                           attributes=cached["attributes"], attribute_names=tuple(str(n) for n in cached["names"]),
+                           target_ctr=target, meta=dict(meta or {}))
+
+
+def build_content(config: dict, *, embed: EmbedFn | None = None, scorer: AttributeScorer | None = None,
+                  language_model=None) -> ContentFeatures:
+    """The content of an environment from its config (keys: content_source, experiment, texts, brief, ...)."""
+    source = config["content_source"]
+    models = FeatureModels(embed, scorer, config["attributes"])
+    dim = int(config["embedding_dim"])
+    if source == "upworthy":
+        doc = upworthy_variants(config["experiment"], config["upworthy_path"])
+        clicks, impressions = np.asarray(doc["clicks"], float), np.asarray(doc["impressions"], float)
+        recorded = clicks / impressions
+        target = recorded if config["variant_ctr"] is None else config["variant_ctr"]
+        return content_features(doc["texts"], source=source, embedding_dim=dim, models=models, target_ctr=target,
+                                meta=dict(test_id=doc["test_id"], impressions=doc["impressions"],
+                                          clicks=doc["clicks"], recorded_ctr=recorded.tolist()))
+    if source == "generated":
+        doc = generate_variants(config["brief"], config["n_variants"], language_model=language_model,
+                                model=config["generator_model"], targets=config["target_attributes"],
+                                seed=config["generator_seed"], max_new_tokens=config["generator_max_new_tokens"],
+                                temperature=config["generator_temperature"])
+        return content_features(doc["texts"], source=source, embedding_dim=dim, models=models,
+                                target_ctr=config["variant_ctr"],
+                                meta=dict(prompts=doc["prompts"], targets=doc["targets"], brief=config["brief"]))
+    if source == "texts":
+        return content_features(config["texts"], source=source, embedding_dim=dim, models=models,
+                                target_ctr=config["variant_ctr"])
+    raise ValueError(f"content_source {source!r} is unknown; use 'upworthy', 'generated' or 'texts'")

@@ -1,0 +1,288 @@
+"""``abgym/PersonalizedMarketing-v0``: users arrive one by one; show each one of K content variants.
+
+The environment of "A Reinforcement-Learning-Enhanced LLM Framework for Automated A/B Testing in Personalized
+Marketing" (arXiv 2506.06316). By default the K variants are the real headlines of one Upworthy experiment and the
+simulated users are calibrated so that each variant's population-average click-through rate is its recorded one;
+users differ around that average by segment, portrait and individual taste, get tired of repeated content, grow
+loyal when they convert, churn, and their preferences drift (see :mod:`abgym.envs.users`).
+
+Observation (``observation_type="dict"``), as in docs/CONTRACTS.md::
+
+    user      (user_dim,)               one-hots of segment, age band, device, home channel + interest vector
+    context   (context_dim,)            time of day (sin, cos), day-of-week one-hot, channel one-hot, campaign one-hot
+    memory    (memory_len, mem_dim)     the user's last interactions, newest first: [variant embedding, click, conv]
+    variants  (n_variants, variant_dim) PCA-reduced embedding and attribute scores of each variant
+
+``observation_type="flat"`` concatenates them in that order. Action: the variant shown, ``Discrete(n_variants)``.
+Reward: configurable (``reward``: click, conversion, revenue or a weighted sum). Step ``info``: ``expected_rewards``
+(each variant's true expected reward for this user now, for regret), ``oracle_action``, ``click``, ``conversion``,
+``revenue``, ``segment``, ``regime_shift``, ``returning``, ``churned``. An episode is ``horizon`` arrivals (then
+``truncated``). The simulator itself steps N worlds in one numpy operation; this class is its N = 1 view, and
+``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")`` gives the batched one.
+"""
+from __future__ import annotations
+
+import difflib
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from abgym.envs import content as content_module
+from abgym.envs.content import FEATURE_BOUND
+from abgym.envs.users import AGE_BANDS, CHANNELS, DEVICES, MarketingWorlds
+
+
+def default_config() -> dict:
+    """Every setting of the environment, with its default. ``config={...}`` overrides any of them."""
+    return {
+        # Content: where the K variants come from, and their features.
+        "content_source": "upworthy",  # "upworthy" | "generated" | "texts"
+        "experiment": content_module.DEFAULT_EXPERIMENT,  # Upworthy clickability_test_id, or an index
+        "upworthy_path": None,  # None: the shipped exploratory subset
+        "texts": None,  # content_source="texts": the variants, a list of strings
+        "brief": content_module.DEFAULT_BRIEF,  # content_source="generated": the campaign brief
+        "n_variants": 4,  # content_source="generated": K
+        "target_attributes": None,  # generated: one dict per variant (tone, urgency, ...); None: drawn from a grid
+        "generator_model": "smollm2",  # "smollm2" (real) or "tiny" (random weights, tests only)
+        "generator_seed": 0,
+        "generator_max_new_tokens": 32,
+        "generator_temperature": 0.7,
+        "variant_ctr": None,  # population-average CTR per variant; None: recorded (upworthy) or uncalibrated
+        "base_ctr": 0.03,  # click-through rate of an average user when no CTR is known (generated, texts)
+        "attributes": content_module.DEFAULT_ATTRIBUTES,  # attribute-space columns used; None: all of them
+        "embedding_dim": 8,  # principal components of the sentence embedding
+        # Users.
+        "population_size": 1000,  # profiles drawn per seed
+        "active_users": 200,  # users around at once in a world; each arrival is one of them
+        "n_segments": 4,
+        "segment_scale": 0.5,  # spread of segment preferences (logit units)
+        "portrait_scale": 0.25,  # spread of age-band and device preferences
+        "preference_scale": 0.5,  # spread of individual preferences
+        "interest_noise": 0.5,  # noise of the observed interest vector around the true taste
+        "context_scale": 0.25,  # spread of channel and time-of-day effects
+        "home_channel_prob": 0.7,  # a user arrives through their home channel, else a random one
+        "fatigue": 0.4,  # logit penalty per log(1 + earlier exposures to the same variant)
+        "loyalty_effect": 0.2,  # logit bonus per unit of loyalty
+        "loyalty_gain": 1.0,  # loyalty gained per conversion
+        "loyalty_decay": 0.9,  # loyalty kept per visit
+        "loyalty_cap": 5.0,
+        "conversion_rate": 0.1,  # average P(conversion | click)
+        "conversion_scale": 0.7,  # how much conversion depends on the content (independently of clicks)
+        "revenue_mean": 20.0,
+        "revenue_sigma": 0.5,  # log-normal spread of revenue per conversion
+        "churn_base": 0.02,  # P(leave) after an impression ...
+        "churn_per_repeat": 0.1,  # ... plus this per earlier exposure to the shown variant
+        "churn_click_relief": 0.02,  # ... minus this after a click; all times exp(-loyalty)
+        # Drift of segment preferences.
+        "drift": True,
+        "drift_interval": 10,  # arrivals between two Ornstein-Uhlenbeck updates
+        "ou_theta": 0.002,  # mean reversion per arrival
+        "ou_sigma": 0.03,  # noise per sqrt(arrival), logit units
+        "n_regimes": 3,  # campaign phases; regime 0 is the calibrated one
+        "regime_shift_prob": 0.001,  # per arrival
+        "regime_scale": 0.7,  # spread of a regime's preference offset
+        "segment_trend": 0.3,  # preference change per 1,000 arrivals
+        "record_drift": False,  # keep a history of the drift applied (env.unwrapped.drift_history)
+        # Episode, observation, reward.
+        "horizon": 1000,
+        "arrivals_per_day": 200,
+        "memory_len": 5,
+        "observe_campaign": True,  # the context shows the campaign phase (regime); False: zeros
+        "observation_type": "dict",  # "dict" | "flat"
+        "reward": "weighted",  # "click" | "conversion" | "revenue" | "weighted"
+        "reward_weights": {"click": 1.0, "conversion": 5.0, "revenue": 0.1},
+    }
+
+
+_POSITIVE_INTS = ("n_variants", "embedding_dim", "population_size", "active_users", "n_segments", "drift_interval",
+                  "n_regimes", "horizon", "arrivals_per_day", "memory_len", "generator_max_new_tokens")
+_PROBABILITIES = ("base_ctr", "home_channel_prob", "conversion_rate", "loyalty_decay", "regime_shift_prob",
+                  "churn_base")
+_NON_NEGATIVE = ("segment_scale", "portrait_scale", "preference_scale", "interest_noise", "context_scale", "fatigue",
+                 "loyalty_effect", "loyalty_gain", "loyalty_cap", "conversion_scale", "revenue_mean",
+                 "revenue_sigma", "churn_per_repeat", "churn_click_relief", "ou_theta", "ou_sigma", "regime_scale",
+                 "segment_trend", "generator_temperature")
+
+
+def make_config(config: dict | None = None) -> dict:
+    """``default_config()`` updated with ``config``; unknown keys and bad values raise ``ValueError``."""
+    merged = default_config()
+    if config is None:
+        return merged
+    if not isinstance(config, dict):
+        raise ValueError(f"config must be a dict of settings, got {type(config).__name__}")
+    for key in config:
+        if key not in merged:
+            close = difflib.get_close_matches(str(key), merged, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown config key {key!r} for PersonalizedMarketing-v0{hint} "
+                             f"(see abgym.envs.personalized_marketing.default_config() for all keys)")
+    merged.update(config)
+    for key in _POSITIVE_INTS:
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"config {key!r} must be a positive whole number, got {value!r}")
+    for key in _PROBABILITIES:
+        if not 0.0 <= float(merged[key]) <= 1.0:
+            raise ValueError(f"config {key!r} must be a probability in [0, 1], got {merged[key]!r}")
+    for key in _NON_NEGATIVE:
+        if float(merged[key]) < 0:
+            raise ValueError(f"config {key!r} must be >= 0, got {merged[key]!r}")
+    if merged["active_users"] > merged["population_size"]:
+        raise ValueError(f"active_users ({merged['active_users']}) cannot exceed population_size "
+                         f"({merged['population_size']})")
+    if merged["observation_type"] not in ("dict", "flat"):
+        raise ValueError(f"observation_type {merged['observation_type']!r} is unknown; use 'dict' or 'flat'")
+    if merged["content_source"] not in ("upworthy", "generated", "texts"):
+        raise ValueError(f"content_source {merged['content_source']!r} is unknown; use 'upworthy', 'generated' "
+                         f"or 'texts'")
+    if merged["content_source"] == "texts" and merged["texts"] is None:
+        raise ValueError("content_source='texts' needs config 'texts': a list of at least 2 variant texts")
+    from abgym.envs.users import reward_weights
+
+    reward_weights(merged)  # validates reward and reward_weights
+    return merged
+
+
+def observation_spaces(worlds: MarketingWorlds, observation_type: str) -> spaces.Space:
+    """The single-world observation space."""
+    def box(low, high):
+        return spaces.Box(np.asarray(low, np.float32), np.asarray(high, np.float32), dtype=np.float32)
+
+    bound, one_hots, emb = FEATURE_BOUND, worlds.user_dim - worlds.embedding_dim, worlds.embedding_dim
+    user = box([0.0] * one_hots + [-bound] * emb, [1.0] * one_hots + [bound] * emb)
+    context = box([-1.0, -1.0] + [0.0] * (worlds.context_dim - 2), [1.0] * worlds.context_dim)
+    memory_row_low, memory_row_high = [-bound] * emb + [0.0, 0.0], [bound] * emb + [1.0, 1.0]
+    memory = box([memory_row_low] * worlds.memory_len, [memory_row_high] * worlds.memory_len)
+    variants = box(np.full((worlds.n_variants, worlds.variant_dim), -bound), np.full((worlds.n_variants,
+                                                                                     worlds.variant_dim), bound))
+    parts = dict(user=user, context=context, memory=memory, variants=variants)
+    if observation_type == "dict":
+        return spaces.Dict(parts)
+    return box(np.concatenate([space.low.ravel() for space in parts.values()]),
+               np.concatenate([space.high.ravel() for space in parts.values()]))
+
+
+def flatten_observations(obs: dict) -> np.ndarray:
+    """(N, flat_dim): the Dict observation's arrays of N worlds, concatenated in the contract's order."""
+    n = obs["user"].shape[0]
+    return np.concatenate([obs["user"], obs["context"], obs["memory"].reshape(n, -1),
+                           obs["variants"].reshape(n, -1)], axis=1)
+
+
+def build_worlds(config: dict | None, n_worlds: int, *, embed=None, attribute_scorer=None, language_model=None):
+    """Validated config, content features (cached) and the world simulator: what both env classes are made of."""
+    config = make_config(config)
+    content = content_module.build_content(config, embed=embed, scorer=attribute_scorer,
+                                           language_model=language_model)
+    return config, content, MarketingWorlds(config, content, n_worlds)
+
+
+class PersonalizedMarketingEnv(gym.Env):
+    """One world of the personalized-marketing simulator. See the module docstring for spaces and info.
+
+    ``embed`` (a function texts -> vectors) and ``attribute_scorer`` (``scores(texts)``) replace the default
+    all-MiniLM-L6-v2 embedder and the ranker's attribute space; ``language_model`` replaces the generator's model.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, config: dict | None = None, render_mode: str | None = None, *, embed=None,
+                 attribute_scorer=None, language_model=None):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode {render_mode!r} is not supported; use None or 'ansi'")
+        self.render_mode = render_mode
+        self.config, self.content, self.worlds = build_worlds(
+            config, 1, embed=embed, attribute_scorer=attribute_scorer, language_model=language_model)
+        self.flat = self.config["observation_type"] == "flat"
+        self.observation_space = observation_spaces(self.worlds, self.config["observation_type"])
+        self.action_space = spaces.Discrete(self.worlds.n_variants)
+        self.n_variants = self.worlds.n_variants
+        self._action = np.zeros(1, np.int64)
+        self._seeded = False
+        self._last = None
+
+    # ------------------------------------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None or not self._seeded:
+            # Seeding draws a new population (and recalibrates it); later resets keep it, as a world's autoreset does.
+            self.worlds.seed(seed if seed is not None else int(self.np_random.integers(2**63)))
+            self._seeded = True
+        else:
+            self.worlds.reset_worlds(self.worlds.rows)
+        self._last = None
+        return self._observation(), self._reset_info()
+
+    def step(self, action):
+        try:
+            index = int(action)
+        except (TypeError, ValueError):
+            raise ValueError(f"action must be a variant index in 0..{self.n_variants - 1}, got {action!r}") from None
+        if index != action or not 0 <= index < self.n_variants:
+            raise ValueError(f"action must be a variant index in 0..{self.n_variants - 1}, got {action!r}")
+        if not self._seeded:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        self._action[0] = index
+        out = self.worlds.step(self._action)
+        self._last = (index, out)
+        info = {
+            "expected_rewards": out["expected_rewards"][0],
+            "oracle_action": int(out["oracle_action"][0]),
+            "click": bool(out["click"][0]),
+            "conversion": bool(out["conversion"][0]),
+            "revenue": float(out["revenue"][0]),
+            "segment": int(out["segment"][0]),
+            "regime_shift": bool(out["regime_shift"][0]),
+            "returning": bool(out["returning"][0]),
+            "churned": bool(out["churned"][0]),
+        }
+        return self._observation(), float(out["reward"][0]), False, bool(out["truncated"][0]), info
+
+    def _observation(self):
+        obs = self.worlds.observe()
+        if self.flat:
+            return flatten_observations(obs)[0]
+        return {"user": obs["user"][0], "context": obs["context"][0], "memory": obs["memory"][0],
+                "variants": self.worlds.variants.copy()}
+
+    def _reset_info(self) -> dict:
+        return {"variant_texts": list(self.content.texts), "attribute_names": list(self.content.attribute_names),
+                "content_source": self.content.source,
+                "target_ctr": None if self.content.target_ctr is None else self.content.target_ctr.copy(),
+                "test_id": self.content.meta.get("test_id")}
+
+    def render(self):
+        if self.render_mode != "ansi":
+            return None
+        worlds, pop = self.worlds, self.worlds.population
+        profile = int(worlds.profile[0])
+        lines = [f"arrival {int(worlds.t[0])}/{worlds.horizon}  user #{profile}  segment {pop.segment[profile]}  "
+                 f"channel {CHANNELS[worlds.channel[0]]}  regime {int(worlds.regime[0])}"]
+        if self._last is not None:
+            index, out = self._last
+            lines.append(f"last: showed {index}, click={bool(out['click'][0])}, "
+                         f"conversion={bool(out['conversion'][0])}, reward={float(out['reward'][0]):.2f}")
+        for k, text in enumerate(self.content.texts):
+            lines.append(f"  [{k}] P(click)={worlds.p_click[0, k]:.3f} E[r]={worlds.expected[0, k]:.3f}  {text}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------------------------------- for analysis
+    def segment_expected_rewards(self) -> np.ndarray:
+        """(n_segments, n_variants): expected reward per segment for a fresh user, under the drift now."""
+        return self.worlds.segment_expected_rewards(0)
+
+    def drift_report(self) -> dict:
+        """The drift applied so far: regime, and the preference and logit shift per segment (and variant)."""
+        worlds = self.worlds
+        return {"t": int(worlds.t[0]), "regime": int(worlds.regime[0]),
+                "preference_shift": worlds.preference_shift()[0], "logit_shift": worlds.drift_logit[0].copy()}
+
+    @property
+    def drift_history(self) -> list[dict]:
+        """With ``record_drift=True``: one entry per drift update (t, regime, regime_shift, logit_shift (S, K))."""
+        return self.worlds.history
+
+
+__all__ = ["PersonalizedMarketingEnv", "default_config", "make_config", "AGE_BANDS", "DEVICES", "CHANNELS"]
