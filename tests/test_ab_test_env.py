@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 import warnings
 
 import gymnasium as gym
@@ -342,7 +343,7 @@ def test_benchmark_script_runs(capsys, monkeypatch):
     path = Path(__file__).resolve().parents[1] / "scripts" / "bench_envs.py"
     spec = importlib.util.spec_from_file_location("bench_envs", path)
     bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(__import__("sys").modules, "bench_envs", bench)
+    monkeypatch.setitem(sys.modules, "bench_envs", bench)  # dataclasses look their module up there
     spec.loader.exec_module(bench)
     assert bench.main(["--seconds", "0.05", "--repeats", "1", "--only", "ab_test"]) == 0
     out = capsys.readouterr().out

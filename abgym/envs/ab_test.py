@@ -86,7 +86,6 @@ class ABTestEnv(gym.Env):
             steps_per_episode=steps_per_episode, ctr_source=ctr_source, experiment_id=experiment_id,
             render_mode=render_mode,
         )
-        assert set(config) == set(default_config()), "default_config() and the constructor disagree"
         self.config = config
         self.render_mode = _check_choice("render_mode", config["render_mode"], [None, *self.metadata["render_modes"]])
         self.ctr_source = _check_choice("ctr_source", config["ctr_source"], CTR_SOURCES)
