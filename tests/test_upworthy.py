@@ -100,6 +100,15 @@ def test_extra_columns_are_allowed_and_optional_columns_may_be_missing(tmp_path)
     assert experiment.winner.tolist() == [False, False]
 
 
+def test_archive_style_index_column_and_byte_order_mark(tmp_path):
+    # The archive's files start with an unnamed index column; spreadsheet exports add a BOM.
+    rows = [f"{i},{row}" for i, row in enumerate(GOOD_ROWS)]
+    indexed = write_csv(tmp_path, rows, header="," + HEADER, name="indexed.csv")
+    assert [e.n_arms for e in load_experiments(indexed)] == [3, 2]
+    marked = write_csv(tmp_path, GOOD_ROWS, header="\ufeff" + HEADER, name="bom.csv")
+    assert [e.n_arms for e in load_experiments(marked)] == [3, 2]
+
+
 @pytest.mark.parametrize(
     "row, column, words",
     [

@@ -180,7 +180,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
             dtype=str,
             keep_default_na=False,
             compression="gzip" if _is_gzip(path) else None,
-            encoding="utf-8",
+            encoding="utf-8-sig",  # tolerate a byte-order mark (spreadsheet exports)
         )
     except pd.errors.EmptyDataError:
         raise UpworthyFormatError(path, "the file is empty", fix="export the package table with its header row")
