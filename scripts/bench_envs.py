@@ -1,14 +1,15 @@
 """Steps per second of abgym's environments under a random valid policy, raw and through ``gymnasium.make``.
 
-Each benchmark also times gymnasium's CartPole-v1, interleaved with its own runs, so that the figures can be compared
-across machines and loads as a ratio; RecoGym, a peer environment, steps at about 8,000 steps/s on the project's machines
-(a quoted figure, not measured here).
+Each benchmark also times gymnasium's CartPole-v1, interleaved with its own runs, so that the figures can be
+compared across machines and loads as a ratio; RecoGym, a peer environment, steps at about 8,000 steps/s on the
+project's machines (a quoted figure, not measured here).
 
     python scripts/bench_envs.py                 # every benchmark
     python scripts/bench_envs.py --only ab_test  # one of them
     python scripts/bench_envs.py --seconds 3 --repeats 5   # longer, steadier measurements
 
-To add an environment, write ``bench_<name>(seconds, repeats) -> list[Result]`` (usually one call of ``measure``) and append it to ``BENCHMARKS``.
+To add an environment, write ``bench_<name>(seconds, repeats) -> list[Result]`` (usually one call of ``measure``)
+and append it to ``BENCHMARKS``.
 """
 from __future__ import annotations
 

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from abgym.data import upworthy
 from abgym.data.upworthy import (
     DEFAULT_PATH,
-    Experiment,
     UpworthyFormatError,
     load_dataset,
     load_experiments,

@@ -13,6 +13,7 @@ dropped on purpose and counted by reason in a :class:`LoadReport` (and logged). 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import hashlib
@@ -203,9 +204,9 @@ def _fail(path, series: pd.Series, bad: np.ndarray, message: str, fix: str):
 def _integers(path, df: pd.DataFrame, column: str, fix: str) -> np.ndarray:
     raw = df[column].str.strip()
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-    _bad = ~np.isfinite(values) | (values != np.round(values))
-    if _bad.any():
-        _fail(path, df[column], _bad, "expected a whole number", fix)
+    bad = ~np.isfinite(values) | (values != np.round(values))
+    if bad.any():
+        _fail(path, df[column], bad, "expected a whole number", fix)
     return values.astype(np.int64)
 
 
@@ -243,9 +244,10 @@ def _validate(path: Path, df: pd.DataFrame) -> pd.DataFrame:
     above = clicks > impressions
     if above.any():
         row = int(np.flatnonzero(above)[0])
+        more = f" ({int(above.sum()) - 1} more rows like it)" if above.sum() > 1 else ""
         raise UpworthyFormatError(
             path,
-            f"clicks ({clicks[row]}) above impressions ({impressions[row]})",
+            f"clicks ({clicks[row]}) above impressions ({impressions[row]}){more}",
             row=row + 1,
             column="clicks",
             fix="clicks count visitors who clicked among those who saw the package; check the two columns",
@@ -315,15 +317,9 @@ def load_packages(path=None) -> tuple[pd.DataFrame, LoadReport]:
 
 
 def _copy_report(report: LoadReport) -> LoadReport:
-    return LoadReport(
-        path=report.path,
-        rows_read=report.rows_read,
-        rows_kept=report.rows_kept,
-        dropped_rows=Counter(report.dropped_rows),
-        experiments=report.experiments,
-        dropped_experiments=Counter(report.dropped_experiments),
-        identical_packages=report.identical_packages,
-        shared_headline_packages=report.shared_headline_packages,
+    """A copy the caller may change without changing the cached report."""
+    return dataclasses.replace(
+        report, dropped_rows=Counter(report.dropped_rows), dropped_experiments=Counter(report.dropped_experiments)
     )
 
 
@@ -458,7 +454,9 @@ def _check_merge(merge_identical) -> tuple[str, ...] | None:
     allowed = TEXT_FIELDS + ("eyecatcher_id",)
     unknown = [f for f in fields if f not in allowed]
     if unknown or not fields:
-        raise ValueError(f"merge_identical must be None or a tuple of fields from {list(allowed)}, got {merge_identical!r}")
+        raise ValueError(
+            f"merge_identical must be None or a tuple of fields from {list(allowed)}, got {merge_identical!r}"
+        )
     return fields
 
 
