@@ -53,7 +53,8 @@ def default_config() -> dict:
         "attributes": content_module.DEFAULT_ATTRIBUTES,  # attribute-space columns used; None: all of them
         "embedding_dim": 8,  # principal components of the sentence embedding
         # Users.
-        "population_size": 1000,  # profiles drawn per seed
+        "population_seed": 0,  # the population (profiles, calibration) is part of the env's definition
+        "population_size": 1000,  # profiles
         "active_users": 200,  # users around at once in a world; each arrival is one of them
         "n_segments": 4,
         "segment_scale": 0.5,  # spread of segment preferences (logit units)
@@ -164,11 +165,11 @@ def observation_spaces(worlds: MarketingWorlds, observation_type: str) -> spaces
                np.concatenate([space.high.ravel() for space in parts.values()]))
 
 
-def flatten_observations(obs: dict) -> np.ndarray:
-    """(N, flat_dim): the Dict observation's arrays of N worlds, concatenated in the contract's order."""
-    n = obs["user"].shape[0]
-    return np.concatenate([obs["user"], obs["context"], obs["memory"].reshape(n, -1),
-                           obs["variants"].reshape(n, -1)], axis=1)
+def flatten_observations(user, context, memory, variants) -> np.ndarray:
+    """(N, flat_dim): the observation arrays of N worlds, concatenated in the contract's order."""
+    n = user.shape[0]
+    return np.concatenate([user, context, memory.reshape(n, -1),
+                           np.broadcast_to(variants.reshape(1, -1), (n, variants.size))], axis=1)
 
 
 def build_worlds(config: dict | None, n_worlds: int, *, embed=None, attribute_scorer=None, language_model=None):
@@ -207,7 +208,6 @@ class PersonalizedMarketingEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         if seed is not None or not self._seeded:
-            # Seeding draws a new population (and recalibrates it); later resets keep it, as a world's autoreset does.
             self.worlds.seed(seed if seed is not None else int(self.np_random.integers(2**63)))
             self._seeded = True
         else:
@@ -241,11 +241,10 @@ class PersonalizedMarketingEnv(gym.Env):
         return self._observation(), float(out["reward"][0]), False, bool(out["truncated"][0]), info
 
     def _observation(self):
-        obs = self.worlds.observe()
+        user, context, memory = self.worlds.observe()
         if self.flat:
-            return flatten_observations(obs)[0]
-        return {"user": obs["user"][0], "context": obs["context"][0], "memory": obs["memory"][0],
-                "variants": self.worlds.variants.copy()}
+            return flatten_observations(user, context, memory, self.worlds.variants)[0]
+        return {"user": user[0], "context": context[0], "memory": memory[0], "variants": self.worlds.variants.copy()}
 
     def _reset_info(self) -> dict:
         return {"variant_texts": list(self.content.texts), "attribute_names": list(self.content.attribute_names),
@@ -277,7 +276,7 @@ class PersonalizedMarketingEnv(gym.Env):
         """The drift applied so far: regime, and the preference and logit shift per segment (and variant)."""
         worlds = self.worlds
         return {"t": int(worlds.t[0]), "regime": int(worlds.regime[0]),
-                "preference_shift": worlds.preference_shift()[0], "logit_shift": worlds.drift_logit[0].copy()}
+                "preference_shift": worlds.preference_shift()[0], "logit_shift": worlds.logit_shift(0)}
 
     @property
     def drift_history(self) -> list[dict]:

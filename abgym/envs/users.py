@@ -203,27 +203,44 @@ def finish_population(population: Population, target_ctr, config: dict) -> Popul
 
 
 class MarketingWorlds:
-    """N independent worlds of one population, stepped together. Arrays have a leading world axis."""
+    """N independent worlds of one population, stepped together.
+
+    The population (profiles, response model, calibration) is drawn once from ``config["population_seed"]``: it is
+    part of the environment's definition, like a data set, and costs a calibration. ``seed(s)`` only restarts the
+    random stream of arrivals, responses and drift. Per-user state is stored flat, one row per (world, slot), so that
+    the hot path indexes with one integer array (``take``) rather than with pairs of arrays.
+    """
 
     def __init__(self, config: dict, content, n_worlds: int):
-        if int(n_worlds) != n_worlds or n_worlds < 1:
+        if isinstance(n_worlds, bool) or int(n_worlds) != n_worlds or n_worlds < 1:
             raise ValueError(f"the number of worlds must be a positive whole number, got {n_worlds!r}")
         self.config = config
         self.n = int(n_worlds)
         self.content_matrix = content.matrix  # (K, A)
-        self.target_ctr = content.target_ctr
         self.n_variants, self.n_features = self.content_matrix.shape
         self.n_segments = int(config["n_segments"])
         self.n_slots = int(config["active_users"])
         self.n_profiles = int(config["population_size"])
         self.horizon = int(config["horizon"])
         self.per_day = int(config["arrivals_per_day"])
+        self.week = DAYS * self.per_day
         self.memory_len = int(config["memory_len"])
         self.n_regimes = int(config["n_regimes"])
         self.drift = bool(config["drift"])
         self.weights = reward_weights(config)
         self.fatigue_table = (config["fatigue"] * np.log1p(np.arange(FATIGUE_LEVELS))).astype(np.float64)
         self.rows = np.arange(self.n)
+        self.slot_base = self.rows * self.n_slots
+        self.variant_base = self.rows * self.n_variants
+        self.segment_base = self.rows * self.n_segments
+
+        population_rng = np.random.default_rng(config["population_seed"])
+        self.population = finish_population(sample_population(population_rng, config, self.content_matrix),
+                                            content.target_ctr, config)
+        pop = self.population
+        n_channels = len(CHANNELS)
+        self.static_logit_flat = pop.static_logit.reshape(-1, self.n_variants)  # row: profile * C + channel
+        self.conv_prob_flat = pop.conv_prob.ravel()
 
         # Observation tables that depend on the content and the config only.
         embeddings = content.embeddings.astype(np.float32)
@@ -232,54 +249,56 @@ class MarketingWorlds:
         self.variants.flags.writeable = False
         memory_rows = [np.zeros(self.embedding_dim + 2, np.float32)]
         for k in range(self.n_variants):
-            for click in (0, 1):
-                for conversion in (0, 1):
-                    memory_rows.append(np.concatenate([embeddings[k], [click, conversion]]).astype(np.float32))
-        self.memory_table = np.stack(memory_rows)  # code 1 + 4k + 2 click + conversion; 0 is an empty slot
+            for click, conversion in ((0, 0), (1, 0), (1, 1)):
+                memory_rows.append(np.concatenate([embeddings[k], [click, conversion]]).astype(np.float32))
+        # Code 1 + 3k + outcome (0: no click, 1: click, 2: conversion); 0 is an empty memory slot.
+        self.memory_table = np.stack(memory_rows)
+        self.action_code = (1 + 3 * np.arange(self.n_variants)).astype(np.int16)
+        # P(churn) before the loyalty factor, by (earlier exposures to the shown variant + 1, click).
+        seen = np.arange(FATIGUE_LEVELS)[:, None]
+        self.churn_table = np.clip(config["churn_base"] + config["churn_per_repeat"] * np.maximum(seen - 1, 0)
+                                   - config["churn_click_relief"] * np.arange(2)[None, :], 0.0, 1.0).ravel()
         phase = 2 * np.pi * (np.arange(self.per_day) / self.per_day)
         tod = np.stack([np.sin(phase), np.cos(phase)], axis=1)
-        self.time_obs = np.concatenate([np.tile(tod, (DAYS, 1)), np.repeat(np.eye(DAYS), self.per_day, axis=0)],
-                                       axis=1).astype(np.float32)  # (DAYS * per_day, 2 + 7)
-        self.channel_obs = np.eye(len(CHANNELS), dtype=np.float32)
-        self.campaign_obs = np.eye(self.n_regimes, dtype=np.float32)
-        if not config["observe_campaign"]:
-            self.campaign_obs[:] = 0.0
-        self.user_dim = self.n_segments + len(AGE_BANDS) + len(DEVICES) + len(CHANNELS) + self.embedding_dim
-        self.context_dim = 2 + DAYS + len(CHANNELS) + self.n_regimes
+        time_obs = np.concatenate([np.tile(tod, (DAYS, 1)), np.repeat(np.eye(DAYS), self.per_day, axis=0)], axis=1)
+        campaign_obs = np.eye(self.n_regimes) * float(bool(config["observe_campaign"]))
+        # One row per (time of week, channel, regime): the whole context is one lookup.
+        self.context_table = np.concatenate([
+            np.repeat(time_obs, n_channels * self.n_regimes, axis=0),
+            np.tile(np.repeat(np.eye(n_channels), self.n_regimes, axis=0), (self.week, 1)),
+            np.tile(campaign_obs, (self.week * n_channels, 1))], axis=1).astype(np.float32)
+        self.user_dim = self.n_segments + len(AGE_BANDS) + len(DEVICES) + n_channels + self.embedding_dim
+        self.context_dim = self.context_table.shape[1]
         self.memory_dim = self.embedding_dim + 2
         self.variant_dim = self.variants.shape[1]
-        self.population: Population | None = None
         self.rng: np.random.Generator | None = None
         self.history: list[dict] = []
 
     # ----------------------------------------------------------------------------------------------- seeding
     def seed(self, seed: int | None) -> None:
-        """A new population and random stream; every world is reset."""
+        """A new random stream (arrivals, responses, drift); every world starts a new episode."""
         self.rng = np.random.default_rng(seed)
-        population_rng = np.random.default_rng(self.rng.integers(2**63))
-        self.population = finish_population(sample_population(population_rng, self.config, self.content_matrix),
-                                            self.target_ctr, self.config)
-        n, k = self.n, self.n_variants
-        self.occupant = np.zeros((n, self.n_slots), np.int64)
+        n, k, slots = self.n, self.n_variants, self.n * self.n_slots
+        self.occupant = np.zeros(slots, np.int64)
         self.next_profile = np.zeros(n, np.int64)
-        self.exposures = np.zeros((n, self.n_slots, k), np.uint8)
-        self.loyalty = np.zeros((n, self.n_slots), np.float64)
-        self.codes = np.zeros((n, self.n_slots, self.memory_len), np.int16)
+        self.exposures = np.zeros((slots, k), np.uint8)
+        self.exposures_flat = self.exposures.reshape(-1)
+        self.loyalty = np.zeros(slots, np.float64)
+        self.codes = np.zeros((slots, self.memory_len), np.int16)
         self.t = np.zeros(n, np.int64)
-        self.day0 = np.zeros(n, np.int64)
+        self.time_index = np.zeros(n, np.int64)
         self.regime = np.zeros(n, np.int64)
         self.regime_offsets = np.zeros((n, self.n_regimes, self.n_segments, self.n_features))
         self.ou = np.zeros((n, self.n_segments, self.n_features))
         self.trend = np.zeros((n, self.n_segments, self.n_features))
-        self.drift_logit = np.zeros((n, self.n_segments, k))
-        self.slot = np.zeros(n, np.int64)
+        self.drift_logit = np.zeros((n * self.n_segments, k))  # row: world * S + segment
+        self.slot = np.zeros(n, np.int64)  # flat (world, slot) row of the current user
         self.profile = np.zeros(n, np.int64)
         self.channel = np.zeros(n, np.int64)
-        self.time_index = np.zeros(n, np.int64)
         self.p_click = np.zeros((n, k))
         self.expected = np.zeros((n, k))
-        self._block = np.empty((0, n, 8))
-        self._block_pos = 0
+        self._block, self._block_len, self._block_pos = {}, 0, 0
+        self._since_walk = 0  # steps since the last Ornstein-Uhlenbeck update (all worlds walk together)
         self.history = []
         self.reset_worlds(self.rows)
 
@@ -287,13 +306,14 @@ class MarketingWorlds:
         """Start new episodes in ``worlds`` (the population is kept; user slots are filled afresh)."""
         rng, m = self.rng, len(worlds)
         start = rng.integers(self.n_profiles, size=m)
-        self.occupant[worlds] = (start[:, None] + np.arange(self.n_slots)) % self.n_profiles
+        slots = (self.slot_base[worlds][:, None] + np.arange(self.n_slots)).ravel()
+        self.occupant[slots] = ((start[:, None] + np.arange(self.n_slots)) % self.n_profiles).ravel()
         self.next_profile[worlds] = start + self.n_slots
-        self.exposures[worlds] = 0
-        self.loyalty[worlds] = 0.0
-        self.codes[worlds] = 0
+        self.exposures[slots] = 0
+        self.loyalty[slots] = 0.0
+        self.codes[slots] = 0
         self.t[worlds] = 0
-        self.day0[worlds] = rng.integers(DAYS, size=m)
+        self.time_index[worlds] = rng.integers(DAYS, size=m) * self.per_day  # midnight of a random weekday
         self.regime[worlds] = 0
         offsets = np.zeros((m, self.n_regimes, self.n_segments, self.n_features))
         offsets[:, 1:] = rng.normal(0.0, self.config["regime_scale"] / np.sqrt(self.n_features),
@@ -303,144 +323,179 @@ class MarketingWorlds:
         # Trend: preference change per 1,000 arrivals, a random direction per segment.
         self.trend[worlds] = rng.normal(0.0, self.config["segment_trend"] / 1000 / np.sqrt(self.n_features),
                                         (m, self.n_segments, self.n_features))
-        self.drift_logit[worlds] = 0.0
+        self.drift_logit.reshape(self.n, self.n_segments, -1)[worlds] = 0.0
         if self.config["record_drift"]:
             self._record(worlds, np.zeros(m, bool))
-        self._arrive(worlds, rng.random((m, 3)))
+        if len(worlds) == self.n:
+            self._since_walk = 0
+        self._arrive(worlds, *self._arrival_draws(rng.random((m, 3))))
 
     # ----------------------------------------------------------------------------------------------- dynamics
-    def _draws(self) -> np.ndarray:
-        """(N, 8) uniforms for one step, taken from a pre-drawn block (one generator call per many steps).
+    def _refill(self) -> None:
+        """Draw the uniforms of the next block of steps at once and turn them into what the steps use.
 
-        Columns: click, conversion, churn, regime shift, arrival slot, channel choice, channel, revenue.
+        One generator call and a few array operations serve up to 1,024 steps: the single environment's step is
+        mostly fixed overhead per numpy call, so the fewer calls per step the faster it runs. Columns of a step's
+        draws: click, conversion, churn, regime shift, arrival slot, channel choice, channel, revenue.
         """
-        if self._block_pos >= len(self._block):
-            self._block = self.rng.random((max(1, min(1024, 65536 // self.n)), self.n, 8))
-            self._block_pos = 0
-        draws = self._block[self._block_pos]
-        self._block_pos += 1
-        return draws
+        cfg, n = self.config, self.n
+        u = self.rng.random((max(1, min(1024, 65536 // n)), n, 8))
+        shift_prob = cfg["regime_shift_prob"] if self.drift and self.n_regimes > 1 else 0.0
+        shift = u[..., 3] < shift_prob
+        # Given that the shift uniform fell below the probability, its rescaled value picks the new regime.
+        choice = (u[..., 3] / max(shift_prob, 1e-300) * (self.n_regimes - 1)).astype(np.int64) if shift_prob else None
+        self._block = dict(click=u[..., 0], conversion=u[..., 1], churn=u[..., 2], shift=shift,
+                           shift_any=shift.any(axis=1).tolist(), choice=choice,
+                           arrival=self._arrival_draws(u[..., 4:7]),
+                           revenue=u[..., 7])
+        self._block_len, self._block_pos = len(u), 0
 
-    def _arrive(self, worlds: np.ndarray | None, draws: np.ndarray) -> None:
-        """The next user of each of ``worlds`` (None: all): slot, channel, time, and their click probabilities."""
-        pop = self.population
-        rows = self.rows if worlds is None else worlds
-        slot = (draws[:, 0] * self.n_slots).astype(np.int64)
-        profile = self.occupant[rows, slot]
-        channel = np.where(draws[:, 1] < self.config["home_channel_prob"], pop.home_channel[profile],
-                           (draws[:, 2] * len(CHANNELS)).astype(np.int64))
-        t = self.t[rows]
-        time_index = ((self.day0[rows] + t // self.per_day) % DAYS) * self.per_day + t % self.per_day
-        logits = pop.static_logit[profile, channel] + pop.time_logit_table[time_index]
+    def _arrival_draws(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(slot offset, arrives through home channel, random channel) from three uniforms per arrival."""
+        return ((u[..., 0] * self.n_slots).astype(np.int64), u[..., 1] < self.config["home_channel_prob"],
+                (u[..., 2] * len(CHANNELS)).astype(np.int64))
+
+    def _arrive(self, worlds: np.ndarray | None, slot_offset, home, random_channel) -> None:
+        """The next user of each of ``worlds`` (None: all): slot, channel, and their click probabilities."""
+        pop, cfg = self.population, self.config
+        all_worlds = worlds is None
+        rows = self.rows if all_worlds else worlds
+        slot = slot_offset if self.n == 1 else (self.slot_base if all_worlds else self.slot_base[rows]) + slot_offset
+        profile = self.occupant.take(slot)
+        channel = np.where(home, pop.home_channel.take(profile), random_channel)
+        logits = self.static_logit_flat.take(profile * len(CHANNELS) + channel, axis=0)
+        logits += pop.time_logit_table.take(self.time_index if all_worlds else self.time_index[rows], axis=0)
         if self.drift:
-            logits += self.drift_logit[rows, pop.segment[profile]]
-        if self.config["loyalty_effect"]:
-            logits += self.config["loyalty_effect"] * self.loyalty[rows, slot][:, None]
-        if self.config["fatigue"]:
-            logits -= self.fatigue_table[self.exposures[rows, slot]]
+            segment_rows = pop.segment.take(profile)
+            if self.n > 1:
+                segment_rows += self.segment_base if all_worlds else self.segment_base[rows]
+            logits += self.drift_logit.take(segment_rows, axis=0)
+        if cfg["loyalty_effect"]:
+            logits += cfg["loyalty_effect"] * self.loyalty.take(slot)[:, None]
+        if cfg["fatigue"]:
+            logits -= self.fatigue_table.take(self.exposures.take(slot, axis=0))
         p_click = expit(logits)
-        expected = p_click * (self.weights[0] + pop.value_after_click[profile])
-        if worlds is None:
-            self.slot, self.profile, self.channel, self.time_index = slot, profile, channel, time_index
-            self.p_click, self.expected = p_click, expected
+        expected = p_click * (self.weights[0] + pop.value_after_click.take(profile, axis=0))
+        if all_worlds:
+            self.slot, self.profile, self.channel, self.p_click, self.expected = slot, profile, channel, p_click, expected
         else:
             self.slot[worlds], self.profile[worlds], self.channel[worlds] = slot, profile, channel
-            self.time_index[worlds] = time_index
             self.p_click[worlds], self.expected[worlds] = p_click, expected
 
     def step(self, actions: np.ndarray) -> dict:
         """Show ``actions`` (N,) to the current users; return the outcome arrays and move to the next arrivals."""
-        cfg, pop, rows, slot, profile = self.config, self.population, self.rows, self.slot, self.profile
-        draws = self._draws()
-        revenue_draws = draws[:, 7]
+        cfg, pop, slot, profile = self.config, self.population, self.slot, self.profile
+        if self._block_pos >= self._block_len:
+            self._refill()
+        b, block = self._block_pos, self._block
+        self._block_pos += 1
         expected = self.expected
-        click = draws[:, 0] < self.p_click[rows, actions]
-        conversion = click & (draws[:, 1] < pop.conv_prob[profile, actions])
-        sigma = cfg["revenue_sigma"]
-        revenue = np.where(conversion, pop.revenue_mean[profile]
-                           * np.exp(sigma * ndtri(revenue_draws) - 0.5 * sigma * sigma), 0.0)
+        click = block["click"][b] < self.p_click.take(actions if self.n == 1 else self.variant_base + actions)
+        conversion = click & (block["conversion"][b] < self.conv_prob_flat.take(profile * self.n_variants + actions))
         w_click, w_conv, w_revenue = self.weights
-        reward = w_click * click + w_conv * conversion + w_revenue * revenue
+        if np.count_nonzero(conversion):
+            # Log-normal revenue with mean revenue_mean of the user, drawn by inverse CDF for the converted only.
+            sigma, converted = cfg["revenue_sigma"], np.flatnonzero(conversion)
+            revenue = np.zeros(self.n)
+            revenue[converted] = (pop.revenue_mean.take(profile[converted])
+                                  * np.exp(sigma * ndtri(block["revenue"][b][converted]) - 0.5 * sigma * sigma))
+            reward = w_click * click + w_conv * conversion + w_revenue * revenue
+        else:
+            revenue = np.zeros(self.n)
+            reward = w_click * click
 
         # The user remembers: exposures (fatigue), loyalty, the memory of what they saw, and may churn.
-        seen = np.minimum(self.exposures[rows, slot, actions].astype(np.int64) + 1, FATIGUE_LEVELS - 1)
-        self.exposures[rows, slot, actions] = seen
-        loyalty = np.minimum(self.loyalty[rows, slot] * cfg["loyalty_decay"] + cfg["loyalty_gain"] * conversion,
-                             cfg["loyalty_cap"])
-        self.loyalty[rows, slot] = loyalty
-        codes = self.codes[rows, slot]
+        exposure_index = slot * self.n_variants + actions
+        seen = self.exposures_flat.take(exposure_index) + np.int64(1)
+        np.minimum(seen, FATIGUE_LEVELS - 1, out=seen)
+        self.exposures_flat[exposure_index] = seen
+        loyalty = self.loyalty.take(slot) * cfg["loyalty_decay"] + cfg["loyalty_gain"] * conversion
+        np.minimum(loyalty, cfg["loyalty_cap"], out=loyalty)
+        self.loyalty[slot] = loyalty
+        codes = self.codes.take(slot, axis=0)
         returning = codes[:, 0] > 0
         codes[:, 1:] = codes[:, :-1]
-        codes[:, 0] = 1 + 4 * actions + 2 * click + conversion
-        self.codes[rows, slot] = codes
-        churn = ((cfg["churn_base"] + cfg["churn_per_repeat"] * (seen - 1) - cfg["churn_click_relief"] * click)
-                 * np.exp(-loyalty))
-        churned = draws[:, 2] < churn
-        if churned.any():
-            self._replace_users(rows[churned], slot[churned])
-        segment = pop.segment[profile]
+        click_int = click.view(np.int8)
+        codes[:, 0] = self.action_code.take(actions) + (click_int + conversion.view(np.int8))
+        self.codes[slot] = codes
+        churn = self.churn_table.take(seen * 2 + click_int)
+        churned = block["churn"][b] < churn * np.exp(-loyalty)
+        if np.count_nonzero(churned):
+            self._replace_users(self.rows[churned], slot[churned])
+        segment = pop.segment.take(profile)
 
         self.t += 1
-        regime_shift = np.zeros(self.n, bool)
+        self.time_index += 1
+        self.time_index %= self.week
         if self.drift:
-            regime_shift = self._drift(draws)
+            regime_shift = block["shift"][b]
+            self._drift(regime_shift, block["choice"][b] if block["shift_any"][b] else None)
+        else:
+            regime_shift = np.zeros(self.n, bool)
         truncated = self.t >= self.horizon
-        self._arrive(None, draws[:, 4:7])
+        slot_offset, home, random_channel = block["arrival"]
+        self._arrive(None, slot_offset[b], home[b], random_channel[b])
         return dict(reward=reward, click=click, conversion=conversion, revenue=revenue, expected_rewards=expected,
                     oracle_action=expected.argmax(axis=1), segment=segment, regime_shift=regime_shift,
                     returning=returning, churned=churned, truncated=truncated)
 
     def _replace_users(self, worlds: np.ndarray, slots: np.ndarray) -> None:
-        self.occupant[worlds, slots] = self.next_profile[worlds] % self.n_profiles
+        self.occupant[slots] = self.next_profile[worlds] % self.n_profiles
         self.next_profile[worlds] += 1
-        self.exposures[worlds, slots] = 0
-        self.loyalty[worlds, slots] = 0.0
-        self.codes[worlds, slots] = 0
+        self.exposures[slots] = 0
+        self.loyalty[slots] = 0.0
+        self.codes[slots] = 0
 
-    def _drift(self, draws: np.ndarray) -> np.ndarray:
+    def _drift(self, shift: np.ndarray, choice: np.ndarray | None) -> None:
+        """Regime shifts (where ``choice`` is given), the Ornstein-Uhlenbeck walk every ``drift_interval`` steps."""
         cfg = self.config
-        shift = draws[:, 3] < cfg["regime_shift_prob"] if self.n_regimes > 1 else np.zeros(self.n, bool)
-        # The second half of the shift uniform picks the new regime (the first half decided that it happens).
-        if shift.any():
-            choice = (draws[shift, 3] / cfg["regime_shift_prob"] * (self.n_regimes - 1)).astype(np.int64)
-            self.regime[shift] = (self.regime[shift] + 1 + choice) % self.n_regimes
-        interval = int(cfg["drift_interval"])
-        walk = self.t % interval == 0
-        if walk.any():
-            theta, sigma = cfg["ou_theta"], cfg["ou_sigma"] / np.sqrt(self.n_features)
+        changed = None
+        if choice is not None:
+            self.regime[shift] = (self.regime[shift] + 1 + choice[shift]) % self.n_regimes
+            changed = shift.copy()
+        self._since_walk += 1
+        if self._since_walk >= cfg["drift_interval"]:
+            self._since_walk = 0
+            interval, theta = cfg["drift_interval"], cfg["ou_theta"]
+            sigma = cfg["ou_sigma"] / np.sqrt(self.n_features)
             decay = np.exp(-theta * interval)
             spread = sigma * np.sqrt((1 - decay**2) / (2 * theta)) if theta > 0 else sigma * np.sqrt(interval)
-            worlds = self.rows[walk]
-            self.ou[worlds] = self.ou[worlds] * decay + spread * self.rng.standard_normal(
-                (len(worlds), self.n_segments, self.n_features))
-        changed = walk | shift
-        if changed.any():
-            worlds = self.rows[changed]
-            self.drift_logit[worlds] = self.preference_shift(worlds) @ self.content_matrix.T
+            self.ou *= decay
+            self.ou += spread * self.rng.standard_normal(self.ou.shape)
+            changed = np.ones(self.n, bool)
+        if changed is not None:
+            worlds = None if changed.all() else self.rows[changed]
+            logit_shift = self.drift_logit.reshape(self.n, self.n_segments, -1)
+            if worlds is None:
+                logit_shift[:] = self.preference_shift() @ self.content_matrix.T
+            else:
+                logit_shift[worlds] = self.preference_shift(worlds) @ self.content_matrix.T
             if cfg["record_drift"]:
-                self._record(worlds, shift[changed])
-        return shift
+                self._record(self.rows[changed], shift[changed])
 
     def preference_shift(self, worlds=None) -> np.ndarray:
         """(n, S, A): how far each segment's preference weights have drifted from the population's."""
-        rows = self.rows if worlds is None else worlds
-        return (self.regime_offsets[rows, self.regime[rows]] + self.ou[rows]
-                + self.trend[rows] * self.t[rows, None, None])
+        if worlds is None:
+            return (self.regime_offsets[self.rows, self.regime] + self.ou
+                    + self.trend * self.t[:, None, None].astype(np.float64))
+        return (self.regime_offsets[worlds, self.regime[worlds]] + self.ou[worlds]
+                + self.trend[worlds] * self.t[worlds, None, None])
+
+    def logit_shift(self, world: int) -> np.ndarray:
+        """(S, K): the drift's change of each segment's click logit for each variant, in world ``world``."""
+        return self.drift_logit.reshape(self.n, self.n_segments, -1)[world].copy()
 
     def _record(self, worlds: np.ndarray, shift: np.ndarray) -> None:
         for i, world in enumerate(worlds):
             self.history.append(dict(world=int(world), t=int(self.t[world]), regime=int(self.regime[world]),
-                                     regime_shift=bool(shift[i]), logit_shift=self.drift_logit[world].copy()))
+                                     regime_shift=bool(shift[i]), logit_shift=self.logit_shift(world)))
 
     # ------------------------------------------------------------------------------------------- observations
-    def observe(self) -> dict:
-        """The N observations of the current arrivals, as the Dict observation's arrays."""
-        rows, slot = self.rows, self.slot
-        context = np.concatenate([self.time_obs[self.time_index], self.channel_obs[self.channel],
-                                  self.campaign_obs[self.regime]], axis=1)
-        return dict(user=self.population.portrait[self.profile], context=context,
-                    memory=self.memory_table[self.codes[rows, slot]],
-                    variants=np.broadcast_to(self.variants, (self.n, *self.variants.shape)))
+    def observe(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The N observations of the current arrivals: (user, context, memory); the variants are ``self.variants``."""
+        context_rows = (self.time_index * len(CHANNELS) + self.channel) * self.n_regimes + self.regime
+        return (self.population.portrait.take(self.profile, axis=0), self.context_table.take(context_rows, axis=0),
+                self.memory_table.take(self.codes.take(self.slot, axis=0), axis=0))
 
     def segment_expected_rewards(self, world: int = 0) -> np.ndarray:
         """(S, K): expected reward of each variant for a fresh user of each segment, at world ``world``'s drift now.
@@ -450,8 +505,9 @@ class MarketingWorlds:
         pop = self.population
         channel_p = channel_distribution(pop, self.config["home_channel_prob"])  # (P, C)
         times = pop.time_logit_table[calibration_times(self.per_day)]
-        logits = (pop.static_logit[:, :, None, :] + times[None, None]
-                  + (self.drift_logit[world, pop.segment] if self.drift else 0.0)[:, None, None, :])
+        logits = pop.static_logit[:, :, None, :] + times[None, None]  # (P, C, T, K)
+        if self.drift:
+            logits += self.logit_shift(world)[pop.segment][:, None, None, :]
         value = expit(logits) * (self.weights[0] + pop.value_after_click[:, None, None, :])
         per_profile = (value * channel_p[:, :, None, None]).sum(axis=1).mean(axis=1)  # (P, K)
         counts = np.bincount(pop.segment, minlength=self.n_segments)
