@@ -157,7 +157,7 @@ def resolve_agents(policy, agent_kwargs: dict | None = None) -> list[Agent]:
 def evaluate(
     policy: str | Agent | Any | Sequence[str | Agent | Any],
     env_id: str = DEFAULT_ENV,
-    episodes: int = 20,
+    episodes: int | str = 20,
     seeds: Iterable[int] = (0,),
     *,
     env_kwargs: dict | None = None,
@@ -169,7 +169,9 @@ def evaluate(
     """Play ``episodes`` episodes per seed with each policy; tidy per-episode table plus summary with CIs.
 
     ``policy`` is an agent name (``"thompson"``), an :class:`~abgym.agents.base.Agent`, a trained SB3 model, or
-    a list of them (all meet the same experiments). ``env_kwargs`` go to ``gymnasium.make`` (for example
+    a list of them (all meet the same experiments). ``episodes="all"`` replays every experiment of the env once
+    per seed (ABTest-v0: ``reset(options={"experiment_index": i})``) instead of drawing them at random.
+    ``env_kwargs`` go to ``gymnasium.make`` (for example
     ``{"split": "test"}``); ``logdir`` writes TensorBoard and CSV logs per agent through SB3's logger.
     """
     import gymnasium
@@ -177,16 +179,24 @@ def evaluate(
     import abgym  # noqa: F401  (registers the environment ids)
 
     seeds = [int(s) for s in seeds]
-    if episodes < 1 or not seeds:
-        raise ValueError(f"need at least one episode and one seed, got episodes={episodes}, seeds={seeds}")
     agents = resolve_agents(policy, agent_kwargs)
     env = gymnasium.make(env_id, **(env_kwargs or {}))
+    every_experiment = episodes == "all"
+    if every_experiment:
+        if not hasattr(env.unwrapped, "experiments"):
+            env.close()
+            raise ValueError(f"episodes='all' needs an environment with a list of experiments; {env_id} has none")
+        episodes = len(env.unwrapped.experiments)
+    if not isinstance(episodes, int) or episodes < 1 or not seeds:
+        env.close()
+        raise ValueError(f"need at least one episode (or 'all') and one seed, got episodes={episodes!r}, seeds={seeds}")
     rows, curves = [], {}
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(agents) * len(seeds) * episodes, desc="evaluating", unit="episode")
+        # disable=None: no bar when stderr is not a terminal (CI logs)
+        bar = tqdm(total=len(agents) * len(seeds) * episodes, desc="evaluating", unit="episode", disable=None)
     try:
         for agent in agents:
             logger = _episode_logger(logdir, agent.name)
@@ -196,7 +206,8 @@ def evaluate(
                     started = time.perf_counter()
                     env_seed = episode_seed(seed, episode)
                     tracker, reset_info, last_info, true_ctr = run_episode(
-                        agent, env, env_seed, episode_seed(seed, episode, stream=1)
+                        agent, env, env_seed, episode_seed(seed, episode, stream=1),
+                        {"experiment_index": episode} if every_experiment else None,
                     )
                     row = _episode_row(agent, tracker, reset_info, last_info, true_ctr)
                     row.update(seed=seed, episode=episode, env_seed=env_seed, seconds=time.perf_counter() - started)
@@ -256,24 +267,45 @@ def _episode_logger(logdir, name: str):
 
 
 # ---------------------------------------------------------------------------------------------- summaries
-def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t confidence interval over episodes (NaN interval for a single episode)."""
+def mean_ci(values, confidence: float = 0.95, clusters=None) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval over episodes (NaN interval for a single episode).
+
+    With ``clusters`` (for example the experiment id of each episode), the standard error is cluster-robust:
+    replays of one experiment under several seeds are correlated, and treating them as independent would make
+    the interval too narrow. Degrees of freedom are then the number of clusters minus one.
+    """
     from scipy.stats import t
 
     values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
+    keep = np.isfinite(values)
+    values = values[keep]
     n = len(values)
     if n == 0:
         return math.nan, math.nan, math.nan
     mean = float(values.mean())
-    if n < 2:
+    se, dof = _standard_error(values, None if clusters is None else np.asarray(clusters)[keep])
+    if not np.isfinite(se) or dof < 1:
         return mean, math.nan, math.nan
-    half = float(t.ppf(0.5 + confidence / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
+    half = float(t.ppf(0.5 + confidence / 2, dof) * se)
     return mean, mean - half, mean + half
 
 
-def wilson_ci(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Proportion and Wilson score interval (well-behaved near 0 and 1, unlike the normal interval)."""
+def _standard_error(values: np.ndarray, clusters) -> tuple[float, int]:
+    n = len(values)
+    if clusters is None or len(set(clusters.tolist())) == n:
+        return (float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan), n - 1
+    sums = pd.Series(values - values.mean()).groupby(clusters).sum().to_numpy()
+    g = len(sums)
+    if g < 2:
+        return math.nan, 0
+    return float(math.sqrt(g / (g - 1) * np.sum(sums**2)) / n), g - 1
+
+
+def wilson_ci(successes: int, n: float, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Proportion and Wilson score interval (well-behaved near 0 and 1, unlike the normal interval).
+
+    ``n`` may be an effective sample size (fewer than the episodes when they are clustered).
+    """
     from scipy.stats import norm
 
     if n == 0:
@@ -285,17 +317,39 @@ def wilson_ci(successes: int, n: int, confidence: float = 0.95) -> tuple[float, 
     return p, max(0.0, centre - half), min(1.0, centre + half)
 
 
+def clustered_wilson_ci(outcomes, clusters, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Wilson interval with the design-effect-adjusted sample size n / deff for clustered yes/no outcomes."""
+    outcomes = np.asarray(outcomes, dtype=float)
+    n = len(outcomes)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    p = float(outcomes.mean())
+    n_clusters = len(set(np.asarray(clusters).tolist()))
+    if n_clusters == n:
+        n_eff = float(n)
+    elif 0 < p < 1:
+        se_cluster, _ = _standard_error(outcomes, np.asarray(clusters))
+        deff = max(se_cluster**2 / (p * (1 - p) / n), 1.0)
+        n_eff = n / deff
+    else:
+        n_eff = float(n_clusters)  # no variation to estimate the design effect from: count each cluster once
+    _, low, high = wilson_ci(p * n_eff, n_eff, confidence)
+    return p, low, high
+
+
 def summarize(episodes: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """One row per agent: means with 95 % intervals, clustered by experiment (``test_id``) where it repeats."""
     rows = []
     for agent, group in episodes.groupby("agent", sort=False):
         row: dict[str, Any] = {"agent": agent, "episodes": len(group)}
+        clusters = group["test_id"].to_numpy()
         for metric in METRICS:
-            mean, low, high = mean_ci(group[metric], confidence)
+            mean, low, high = mean_ci(group[metric], confidence, clusters)
             if metric in BOUNDED:  # a t-interval on a share can spill past [0, 1]
                 low, high = max(low, 0.0), min(high, 1.0)
             row[f"{metric}_mean"], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = mean, low, high
-        (row["winner_accuracy"], row["winner_accuracy_ci_low"], row["winner_accuracy_ci_high"]) = wilson_ci(
-            int(group["winner_correct"].sum()), len(group), confidence
+        (row["winner_accuracy"], row["winner_accuracy_ci_low"], row["winner_accuracy_ci_high"]) = (
+            clustered_wilson_ci(group["winner_correct"], clusters, confidence)
         )
         row["declared_rate"] = float(group["declared"].mean())
         row["seconds"] = float(group["seconds"].sum())

@@ -23,7 +23,8 @@ def register(subparsers) -> None:
         "(default: thompson)",
     )
     parser.add_argument("--model", metavar="PATH", help="a model saved by `abgym train` (model.zip), evaluated too")
-    parser.add_argument("--episodes", type=positive_int, default=20, help="episodes per seed (default: %(default)s)")
+    parser.add_argument("--episodes", type=episodes_arg, default=20,
+                        help="episodes per seed, or 'all': every experiment once per seed (default: %(default)s)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
     add_env_options(parser)
     parser.add_argument("--csv", metavar="PATH", help="write the summary table as CSV")
@@ -64,8 +65,15 @@ def env_kwargs_from(args) -> dict:
     return kwargs
 
 
+def episodes_arg(text: str) -> int | str:
+    return "all" if text == "all" else positive_int(text)
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -80,11 +88,11 @@ def run(args) -> int:
         print(f"abgym evaluate: error: unknown agent(s) {unknown}; known agents: {', '.join(AGENTS)}", file=sys.stderr)
         return 2
     policies: list = list(args.agent)
-    if args.model:
-        from abgym.commands.train import load_policy
-
-        policies.append(load_policy(args.model))
     try:
+        if args.model:
+            from abgym.commands.train import load_policy
+
+            policies.append(load_policy(args.model))
         result = evaluate(
             policies, args.env, episodes=args.episodes, seeds=args.seeds, env_kwargs=env_kwargs_from(args),
             logdir=args.logdir, progress=not args.no_progress,

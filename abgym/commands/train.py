@@ -78,18 +78,28 @@ def train(env_id: str, algo: str, steps: int, run_dir, *, env_kwargs=None, seed:
           n_steps: int | None = None, progress: bool = True):
     """Train and return ``(model, VecNormalize)``; TensorBoard logs go to ``run_dir``."""
     import torch
+
+    if algo not in ALGOS:
+        raise ValueError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGOS)}")
+    # The policy is a small MLP: extra intra-op threads only add overhead (measured: 8 ms per linear layer with
+    # the default threads on a loaded 2-core machine). Honour an explicit OMP_NUM_THREADS.
+    threads = torch.get_num_threads()
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
+    try:
+        return _train(env_id, algo, steps, run_dir, env_kwargs=env_kwargs, seed=seed, n_envs=n_envs, n_steps=n_steps,
+                      progress=progress)
+    finally:
+        torch.set_num_threads(threads)  # leave the caller's process as it was
+
+
+def _train(env_id, algo, steps, run_dir, *, env_kwargs, seed, n_envs, n_steps, progress):
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import VecNormalize
 
     from abgym.tensorboard import metrics_callback
 
-    if algo not in ALGOS:
-        raise ValueError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGOS)}")
-    # The policy is a small MLP: extra intra-op threads only add overhead (measured: 8 ms per linear layer with
-    # the default threads on a loaded 2-core machine). Honour an explicit OMP_NUM_THREADS.
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(1)
     env_kwargs = dict(env_kwargs or {})
     venv = make_vec_env(make_env_fn(env_id, env_kwargs, algo), n_envs=n_envs, seed=seed)
     box_keys = _box_keys(venv.observation_space)
