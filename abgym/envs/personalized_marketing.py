@@ -160,7 +160,7 @@ def observation_spaces(worlds: MarketingWorlds, observation_type: str) -> spaces
                                                                                      worlds.variant_dim), bound))
     parts = dict(user=user, context=context, memory=memory, variants=variants)
     if observation_type == "dict":
-        return spaces.Dict(parts)
+        return spaces.Dict(list(parts.items()))  # a list keeps the contract's key order (a dict gets sorted)
     return box(np.concatenate([space.low.ravel() for space in parts.values()]),
                np.concatenate([space.high.ravel() for space in parts.values()]))
 

@@ -475,6 +475,8 @@ class MarketingWorlds:
 
     def preference_shift(self, worlds=None) -> np.ndarray:
         """(n, S, A): how far each segment's preference weights have drifted from the population's."""
+        if not self.drift:
+            return np.zeros((self.n if worlds is None else len(worlds), self.n_segments, self.n_features))
         if worlds is None:
             return (self.regime_offsets[self.rows, self.regime] + self.ou
                     + self.trend * self.t[:, None, None].astype(np.float64))

@@ -1,0 +1,295 @@
+"""PersonalizedMarketing-v0 with its default content (a real Upworthy experiment, real sentence embeddings).
+
+The content features are computed once and cached on disk (the first run on a cold cache embeds ~1,600 reference
+headlines); every env here is then built without calling a model.
+"""
+from __future__ import annotations
+
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import abgym  # noqa: F401  (registers the ids)
+from abgym.envs.personalized_marketing import default_config
+
+ENV_ID = "abgym/PersonalizedMarketing-v0"
+
+
+def make(**config):
+    return gym.make(ENV_ID, config=config)
+
+
+def rollout(env, seed, steps, action_seed=0):
+    """Observations, rewards and infos of ``steps`` random actions, resetting at the end of each episode."""
+    rng = np.random.default_rng(action_seed)
+    obs, _ = env.reset(seed=seed)
+    trace = []
+    for _ in range(steps):
+        action = int(rng.integers(env.action_space.n))
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        trace.append((obs, action, reward, truncated, info))
+        obs = env.reset()[0] if terminated or truncated else next_obs
+    return trace
+
+
+def assert_traces_equal(a, b):
+    assert len(a) == len(b)
+    for (obs_a, act_a, r_a, tr_a, info_a), (obs_b, act_b, r_b, tr_b, info_b) in zip(a, b):
+        for key in obs_a:
+            np.testing.assert_array_equal(obs_a[key], obs_b[key])
+        assert (act_a, r_a, tr_a) == (act_b, r_b, tr_b)
+        np.testing.assert_array_equal(info_a["expected_rewards"], info_b["expected_rewards"])
+        assert {k: v for k, v in info_a.items() if k != "expected_rewards"} == \
+            {k: v for k, v in info_b.items() if k != "expected_rewards"}
+
+
+@pytest.mark.parametrize("observation_type", ["dict", "flat"])
+def test_passes_gymnasium_check_env(observation_type):
+    env = make(observation_type=observation_type)
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    assert info["test_id"] == "530e906bff24f84145000005" and len(info["variant_texts"]) == env.action_space.n
+
+
+def test_dict_observation_follows_the_contract():
+    env = make()
+    space = env.observation_space
+    assert list(space.spaces) == ["user", "context", "memory", "variants"]
+    n_variants = env.action_space.n
+    assert space["variants"].shape[0] == n_variants
+    cfg = default_config()
+    assert space["memory"].shape == (cfg["memory_len"], cfg["embedding_dim"] + 2)
+    # user: one-hots of segment, age band (5), device (3), channel (4), then the interest vector
+    assert space["user"].shape == (cfg["n_segments"] + 5 + 3 + 4 + cfg["embedding_dim"],)
+    # context: sin, cos, day of week (7), channel (4), campaign (n_regimes)
+    assert space["context"].shape == (2 + 7 + 4 + cfg["n_regimes"],)
+    obs, _ = env.reset(seed=1)
+    user = obs["user"]
+    assert user[:4].sum() == 1 and user[4:9].sum() == 1 and user[9:12].sum() == 1 and user[12:16].sum() == 1
+    assert obs["context"][2:9].sum() == 1 and obs["context"][9:13].sum() == 1
+    assert not obs["memory"].any()  # nobody has been shown anything yet
+
+
+def test_flat_observation_is_the_dict_concatenated_in_order():
+    dict_env, flat_env = make(), make(observation_type="flat")
+    for (obs, *_), (flat, *_) in zip(rollout(dict_env, 5, 50), rollout(flat_env, 5, 50)):
+        expected = np.concatenate([obs["user"], obs["context"], obs["memory"].ravel(), obs["variants"].ravel()])
+        np.testing.assert_array_equal(flat, expected)
+
+
+def test_same_seed_same_trajectory_and_other_seed_differs():
+    config = dict(horizon=150)
+    first, second = rollout(make(**config), 11, 400), rollout(make(**config), 11, 400)
+    assert_traces_equal(first, second)
+    other = rollout(make(**config), 12, 400)
+    assert any(not np.array_equal(a[0]["user"], b[0]["user"]) for a, b in zip(first, other))
+
+
+def test_pickled_env_continues_identically():
+    env = make(horizon=100)
+    rollout(env, 3, 37)
+    clone = pickle.loads(pickle.dumps(env))
+    rng = np.random.default_rng(9)
+    for _ in range(150):
+        action = int(rng.integers(env.action_space.n))
+        a, b = env.step(action), clone.step(action)
+        for key in a[0]:
+            np.testing.assert_array_equal(a[0][key], b[0][key])
+        assert a[1:4] == b[1:4]
+        if a[3]:
+            np.testing.assert_array_equal(env.reset()[0]["user"], clone.reset()[0]["user"])
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "vector_entry_point"])
+def test_make_vec_in_every_mode(mode):
+    envs = gym.make_vec(ENV_ID, num_envs=3, vectorization_mode=mode, config=dict(horizon=4))
+    try:
+        obs, _ = envs.reset(seed=0)
+        assert envs.observation_space.contains(obs)
+        for step in range(6):
+            obs, reward, terminated, truncated, info = envs.step(np.array([0, 1, 2]))
+            assert reward.shape == (3,) and not terminated.any()
+            assert envs.observation_space.contains(obs)
+            if step == 3:
+                assert truncated.all()
+            if step < 4:
+                assert info["expected_rewards"].shape == (3, envs.single_action_space.n)
+                assert info["click"].dtype == bool
+    finally:
+        envs.close()
+
+
+def test_vector_env_with_one_world_agrees_with_the_single_env():
+    config = dict(horizon=60)
+    single = make(**config)
+    vector = gym.make_vec(ENV_ID, num_envs=1, vectorization_mode="vector_entry_point", config=config)
+    obs_s, _ = single.reset(seed=21)
+    obs_v, _ = vector.reset(seed=21)
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # crosses three episode boundaries
+        for key in obs_s:
+            np.testing.assert_array_equal(obs_s[key], obs_v[key][0])
+        action = int(rng.integers(single.action_space.n))
+        obs_s, r_s, _, tr_s, info_s = single.step(action)
+        obs_v, r_v, _, tr_v, info_v = vector.step(np.array([action]))
+        assert r_s == r_v[0] and tr_s == tr_v[0]
+        np.testing.assert_array_equal(info_s["expected_rewards"], info_v["expected_rewards"][0])
+        assert info_s["oracle_action"] == info_v["oracle_action"][0] and info_s["click"] == info_v["click"][0]
+        if tr_s:
+            obs_s, _ = single.reset()
+            obs_v, reward, *_ = vector.step(np.array([0]))  # next-step autoreset
+            assert reward[0] == 0.0
+
+
+def test_unknown_config_key_and_bad_values_raise_clear_errors():
+    with pytest.raises(ValueError, match="unknown config key 'horizn'.*did you mean 'horizon'"):
+        make(horizn=10)
+    with pytest.raises(ValueError, match="'active_users'.*positive whole number"):
+        make(active_users=0)
+    with pytest.raises(ValueError, match="observation_type"):
+        make(observation_type="image")
+    with pytest.raises(ValueError, match="reward 'profit' is unknown"):
+        make(reward="profit")
+    with pytest.raises(ValueError, match="unknown argument"):
+        gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", horizon=5)
+
+
+def test_invalid_actions_are_rejected():
+    env = make()
+    env.reset(seed=0)
+    for bad in (-1, env.action_space.n, 1.5, "two"):
+        with pytest.raises(ValueError, match="variant index"):
+            env.unwrapped.step(bad)
+    vector = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point")
+    vector.reset(seed=0)
+    with pytest.raises(ValueError, match="actions must be"):
+        vector.step(np.array([0, 9]))
+
+
+def test_each_variant_calibrates_to_its_recorded_ctr():
+    """Always showing variant k to fresh, non-drifting users reproduces its recorded Upworthy CTR."""
+    config = dict(drift=False, fatigue=0.0, loyalty_effect=0.0, population_size=1000, active_users=1000,
+                  horizon=1000)
+    envs = gym.make_vec(ENV_ID, num_envs=48, vectorization_mode="vector_entry_point", config=config)
+    recorded = np.asarray(envs.unwrapped.content.meta["clicks"]) / np.asarray(envs.unwrapped.content.meta["impressions"])
+    np.testing.assert_allclose(envs.unwrapped.content.target_ctr, recorded)
+    for variant, target in enumerate(recorded):
+        envs.reset(seed=100 + variant)
+        clicks = impressions = 0
+        actions = np.full(48, variant)
+        for _ in range(1000):
+            _, _, _, _, info = envs.step(actions)
+            clicks += int(info["click"].sum())
+            impressions += 48
+        simulated = clicks / impressions
+        standard_error = np.sqrt(target * (1 - target) / impressions)
+        assert abs(simulated - target) < 4 * standard_error, (variant, simulated, target)
+
+
+def test_expected_rewards_match_realised_rewards():
+    env = make(reward="click", drift=False)
+    env.reset(seed=4)
+    expected, realised = [], []
+    rng = np.random.default_rng(1)
+    for _ in range(6000):
+        action = int(rng.integers(env.action_space.n))
+        _, reward, _, truncated, info = env.step(action)
+        assert info["oracle_action"] == int(np.argmax(info["expected_rewards"]))
+        assert reward == float(info["click"])
+        expected.append(info["expected_rewards"][action])
+        realised.append(reward)
+        if truncated:
+            env.reset()
+    mean_p = np.mean(expected)
+    assert abs(np.mean(realised) - mean_p) < 4 * np.sqrt(mean_p * (1 - mean_p) / len(realised))
+
+
+def test_reward_modes_and_info_outcomes():
+    env = make(reward="revenue", conversion_rate=0.9)
+    env.reset(seed=2)
+    conversions = 0
+    for step in range(3000):
+        _, reward, _, _, info = env.step(1)
+        assert reward == pytest.approx(info["revenue"])
+        assert info["conversion"] <= info["click"] and (info["revenue"] > 0) == info["conversion"]
+        conversions += info["conversion"]
+    assert conversions > 0
+
+
+def test_memory_shows_what_a_returning_user_was_shown():
+    env = make(horizon=2000)
+    obs, _ = env.reset(seed=8)
+    returning = 0
+    for _ in range(1500):
+        action = 2
+        was_empty = not obs["memory"].any()
+        obs, _, _, _, info = env.step(action)
+        assert info["returning"] == (not was_empty)
+        if info["returning"] and not info["churned"]:
+            returning += 1
+    assert returning > 500  # 200 active users, 1,500 arrivals: most arrivals are returning users
+    # The newest memory row of a user shown variant 2 is variant 2's embedding (then click, conversion).
+    worlds = env.unwrapped.worlds
+    codes = worlds.codes[worlds.codes[:, 0] > 0, 0]
+    variant = (codes - 1) // 3
+    assert (variant == 2).all()
+
+
+def test_drift_off_keeps_a_fixed_best_variant_per_segment_and_drift_on_changes_it():
+    still = make(drift=False, horizon=3000)
+    still.reset(seed=0)
+    start = still.unwrapped.segment_expected_rewards()
+    for _ in range(3000):
+        *_, info = still.step(0)
+        assert not info["regime_shift"]
+    np.testing.assert_array_equal(still.unwrapped.segment_expected_rewards(), start)
+    assert not still.unwrapped.drift_report()["preference_shift"].any()
+
+    moving = make(drift=True, horizon=3000, regime_shift_prob=0.003, regime_scale=2.0, ou_sigma=0.1,
+                  segment_trend=1.0, record_drift=True)
+    moving.reset(seed=0)
+    best = [moving.unwrapped.segment_expected_rewards().argmax(axis=1)]
+    shifts = 0
+    for step in range(3000):
+        *_, info = moving.step(0)
+        shifts += info["regime_shift"]
+        if step % 100 == 99:
+            best.append(moving.unwrapped.segment_expected_rewards().argmax(axis=1))
+    assert shifts >= 1
+    assert any((b != best[0]).any() for b in best[1:]), "the best variant of some segment must change"
+    report = moving.unwrapped.drift_report()
+    assert np.abs(report["preference_shift"]).sum() > 0
+    history = moving.unwrapped.drift_history
+    assert any(entry["regime_shift"] for entry in history) and history[-1]["t"] > 2900
+    np.testing.assert_allclose(history[-1]["logit_shift"], report["logit_shift"])
+
+
+def test_render_ansi_describes_the_arrival():
+    env = gym.make(ENV_ID, render_mode="ansi")
+    env.reset(seed=0)
+    env.step(0)
+    text = env.render()
+    assert "arrival 1/1000" in text and "Matt Damon" in text
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n_segments=st.integers(1, 6), memory_len=st.integers(1, 8), n_regimes=st.integers(1, 4),
+       active_users=st.integers(1, 50), reward=st.sampled_from(["click", "conversion", "revenue", "weighted"]),
+       seed=st.integers(0, 2**31))
+def test_any_valid_config_gives_observations_in_its_space(n_segments, memory_len, n_regimes, active_users, reward,
+                                                          seed):
+    env = make(n_segments=n_segments, memory_len=memory_len, n_regimes=n_regimes, active_users=active_users,
+               population_size=100, reward=reward, horizon=30, regime_shift_prob=0.2)
+    obs, _ = env.reset(seed=seed)
+    for step in range(40):
+        assert env.observation_space.contains(obs)
+        obs, reward_value, _, truncated, info = env.step(step % env.action_space.n)
+        assert np.isfinite(reward_value) and reward_value >= 0
+        if truncated:
+            obs, _ = env.reset()
