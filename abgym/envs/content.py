@@ -364,6 +364,31 @@ def content_features(texts: Sequence[str], *, source: str, embedding_dim: int = 
                            target_ctr=target, meta=dict(meta or {}))
 
 
+def ranker_ctr(texts: Sequence[str]) -> np.ndarray:
+    """The ranker's prior mean CTR of each text (``variant_ctr="ranker"``), cached per list of texts."""
+    cache_file = cache_dir("marketing", "ranker-ctr") / f"{_digest(list(texts))}.json"
+    cached = _load_json(cache_file)
+    if cached is None:
+        from abgym.ranker.prior import RankerPrior
+
+        cached = [float(x) for x in RankerPrior.default().ctr_prior(list(texts))[0]]
+        _save_json(cache_file, cached)
+    return np.asarray(cached)
+
+
+def _target_ctr(variant_ctr, texts: Sequence[str], recorded: np.ndarray | None = None):
+    if variant_ctr is None:
+        return recorded
+    if isinstance(variant_ctr, str):
+        if variant_ctr == "ranker":
+            return ranker_ctr(texts)
+        if variant_ctr == "recorded" and recorded is not None:
+            return recorded
+        raise ValueError(f"variant_ctr {variant_ctr!r} is unknown; use None, 'ranker', 'recorded' (Upworthy only) "
+                         f"or a list of one CTR per variant")
+    return np.asarray(variant_ctr, dtype=np.float64)
+
+
 def build_content(config: dict, *, embed: EmbedFn | None = None, scorer: AttributeScorer | None = None,
                   language_model=None) -> ContentFeatures:
     """The content of an environment from its config (keys: content_source, experiment, texts, brief, ...)."""
@@ -374,7 +399,7 @@ def build_content(config: dict, *, embed: EmbedFn | None = None, scorer: Attribu
         doc = upworthy_variants(config["experiment"], config["upworthy_path"])
         clicks, impressions = np.asarray(doc["clicks"], float), np.asarray(doc["impressions"], float)
         recorded = clicks / impressions
-        target = recorded if config["variant_ctr"] is None else config["variant_ctr"]
+        target = _target_ctr(config["variant_ctr"], doc["texts"], recorded)
         return content_features(doc["texts"], source=source, embedding_dim=dim, models=models, target_ctr=target,
                                 meta=dict(test_id=doc["test_id"], impressions=doc["impressions"],
                                           clicks=doc["clicks"], recorded_ctr=recorded.tolist()))
@@ -384,9 +409,10 @@ def build_content(config: dict, *, embed: EmbedFn | None = None, scorer: Attribu
                                 seed=config["generator_seed"], max_new_tokens=config["generator_max_new_tokens"],
                                 temperature=config["generator_temperature"])
         return content_features(doc["texts"], source=source, embedding_dim=dim, models=models,
-                                target_ctr=config["variant_ctr"],
+                                target_ctr=_target_ctr(config["variant_ctr"], doc["texts"]),
                                 meta=dict(prompts=doc["prompts"], targets=doc["targets"], brief=config["brief"]))
     if source == "texts":
-        return content_features(config["texts"], source=source, embedding_dim=dim, models=models,
-                                target_ctr=config["variant_ctr"])
+        texts = check_texts(config["texts"])
+        return content_features(texts, source=source, embedding_dim=dim, models=models,
+                                target_ctr=_target_ctr(config["variant_ctr"], texts))
     raise ValueError(f"content_source {source!r} is unknown; use 'upworthy', 'generated' or 'texts'")

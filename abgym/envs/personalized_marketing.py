@@ -48,7 +48,8 @@ def default_config() -> dict:
         "generator_seed": 0,
         "generator_max_new_tokens": 32,
         "generator_temperature": 0.7,
-        "variant_ctr": None,  # population-average CTR per variant; None: recorded (upworthy) or uncalibrated
+        "variant_ctr": None,  # per-variant population CTR: None (recorded for upworthy, else uncalibrated),
+        #                       "ranker" (the Experimentation Accelerator's prior), or a list of K rates
         "base_ctr": 0.03,  # click-through rate of an average user when no CTR is known (generated, texts)
         "attributes": content_module.DEFAULT_ATTRIBUTES,  # attribute-space columns used; None: all of them
         "embedding_dim": 8,  # principal components of the sentence embedding

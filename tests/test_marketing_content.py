@@ -1,0 +1,173 @@
+"""Content sources of PersonalizedMarketing-v0: user texts, the LLM generator, plug-in feature models, caches."""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import abgym  # noqa: F401
+from abgym.envs import content
+from abgym.envs.personalized_marketing import PersonalizedMarketingEnv
+from abgym.envs.users import population_average_ctr
+
+TEXTS = ["Save 20% today only on running shoes", "Why do runners love these shoes? Find out",
+         "Our lightest shoe yet, built for your daily run"]
+
+
+class HashingEmbed:
+    """A cheap deterministic embedder (character trigrams hashed into 64 dimensions): a plug-in for tests."""
+
+    cache_key = "test-hashing-64-v1"
+
+    def __call__(self, texts):
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        vectors = HashingVectorizer(n_features=64, analyzer="char_wb", ngram_range=(3, 3),
+                                    alternate_sign=False).transform(texts).toarray()
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+class KeywordScorer:
+    """Scores texts by keyword counts: an AttributeScorer plug-in with named columns."""
+
+    names = ["urgency", "curiosity", "incentive"]
+    cache_key = "test-keywords-v1"
+    KEYWORDS = {"urgency": ("today", "now", "only"), "curiosity": ("why", "?", "find out"),
+                "incentive": ("save", "%", "free")}
+
+    def scores(self, texts):
+        return np.array([[sum(text.lower().count(word) for word in self.KEYWORDS[name]) for name in self.names]
+                         for text in texts], dtype=float)
+
+
+PLUG_INS = dict(embed=HashingEmbed(), attribute_scorer=KeywordScorer())
+
+
+def test_user_texts_with_plug_in_feature_models():
+    env = PersonalizedMarketingEnv(config=dict(content_source="texts", texts=TEXTS, attributes=None), **PLUG_INS)
+    obs, info = env.reset(seed=0)
+    assert info["variant_texts"] == TEXTS and info["attribute_names"] == KeywordScorer.names
+    assert obs["variants"].shape == (3, 8 + 3)
+    assert env.observation_space.contains(obs)
+    # Without recorded CTRs every variant starts from base_ctr; content and preferences make them differ.
+    quality = env.unwrapped.worlds.population.quality
+    np.testing.assert_allclose(quality, np.log(0.03 / 0.97))
+
+
+def test_given_variant_ctr_is_calibrated_exactly():
+    target = [0.01, 0.05, 0.02]
+    env = PersonalizedMarketingEnv(config=dict(content_source="texts", texts=TEXTS, attributes=None,
+                                               variant_ctr=target), **PLUG_INS)
+    worlds = env.worlds
+    achieved = population_average_ctr(worlds.population, worlds.population.quality, 0.7, 200)
+    np.testing.assert_allclose(achieved, target, rtol=1e-6)
+
+
+def test_features_are_cached_and_the_cache_is_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("ABGYM_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    class CountingEmbed(HashingEmbed):
+        def __call__(self, texts):
+            calls.append(len(texts))
+            return super().__call__(texts)
+
+    models = content.FeatureModels(CountingEmbed(), KeywordScorer(), None)
+    first = content.content_features(TEXTS, source="texts", models=models)
+    assert calls  # the reference corpus and the texts were embedded
+    calls.clear()
+    second = content.content_features(TEXTS, source="texts", models=models)
+    assert not calls
+    np.testing.assert_array_equal(first.embeddings, second.embeddings)
+    # A corrupt cache file is recomputed, not trusted.
+    for path in (tmp_path / "marketing" / "features").glob("*.npz"):
+        path.write_bytes(b"not a zip file")
+    third = content.content_features(TEXTS, source="texts", models=models)
+    assert calls
+    np.testing.assert_array_equal(first.attributes, third.attributes)
+
+
+def test_bad_content_inputs_name_the_problem():
+    with pytest.raises(ValueError, match="needs config 'texts'"):
+        PersonalizedMarketingEnv(config=dict(content_source="texts"), **PLUG_INS)
+    with pytest.raises(ValueError, match="at least 2"):
+        PersonalizedMarketingEnv(config=dict(content_source="texts", texts=["only one"]), **PLUG_INS)
+    with pytest.raises(ValueError, match=r"entries \[1\] are empty"):
+        PersonalizedMarketingEnv(config=dict(content_source="texts", texts=["a", "  "]), **PLUG_INS)
+    with pytest.raises(ValueError, match="content_source 'rss' is unknown"):
+        gym.make("abgym/PersonalizedMarketing-v0", config=dict(content_source="rss"))
+    with pytest.raises(ValueError, match="experiment 'nope' is not in"):
+        gym.make("abgym/PersonalizedMarketing-v0", config=dict(experiment="nope"))
+    with pytest.raises(ValueError, match=r"attributes \['tone'\] are not scored"):
+        PersonalizedMarketingEnv(config=dict(content_source="texts", texts=TEXTS, attributes=["tone"]), **PLUG_INS)
+    with pytest.raises(ValueError, match="variant_ctr must be 3 click-through rates"):
+        PersonalizedMarketingEnv(config=dict(content_source="texts", texts=TEXTS, attributes=None,
+                                             variant_ctr=[0.1, 0.2]), **PLUG_INS)
+
+
+def test_another_upworthy_experiment_by_index():
+    env = gym.make("abgym/PersonalizedMarketing-v0", config=dict(experiment=5, attributes=None), **PLUG_INS)
+    _, info = env.reset(seed=0)
+    meta = env.unwrapped.content.meta
+    np.testing.assert_allclose(info["target_ctr"], np.array(meta["clicks"]) / np.array(meta["impressions"]))
+    assert env.action_space.n == len(info["variant_texts"]) >= 2
+
+
+@given(st.text(max_size=80), st.sampled_from(["Headline: ", "headline 2 - ", '"', "* ", ""]))
+def test_clean_generation_keeps_one_line_without_prefixes(text, prefix):
+    cleaned = content.clean_generation(prefix + text)
+    assert "\n" not in cleaned and "\r" not in cleaned
+    assert not cleaned.lower().startswith("headline:")
+    assert cleaned == cleaned.strip()
+
+
+def test_default_targets_are_distinct_and_seeded():
+    targets = content.default_targets(6, seed=3)
+    assert len({tuple(t.values()) for t in targets}) == 6
+    assert targets == content.default_targets(6, seed=3)
+    with pytest.raises(ValueError, match="default target grid"):
+        content.default_targets(100)
+
+
+class RecordingModel:
+    """Wraps a LanguageModel and counts generate calls."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, 0
+
+    def generate(self, prompts, **kwargs):
+        self.calls += 1
+        return self.model.generate(prompts, **kwargs)
+
+
+def test_generated_variants_with_the_tiny_model_are_cached(tmp_path, monkeypatch):
+    from abgym.llm import LanguageModel
+
+    monkeypatch.setenv("ABGYM_CACHE_DIR", str(tmp_path))
+    model = RecordingModel(LanguageModel.tiny(seed=0))
+    config = dict(content_source="generated", generator_model="tiny", n_variants=3, generator_max_new_tokens=8,
+                  brief="Noise-cancelling headphones for open-plan offices", attributes=None)
+    env = PersonalizedMarketingEnv(config=config, language_model=model, **PLUG_INS)
+    _, info = env.reset(seed=0)
+    assert model.calls == 1 and len(info["variant_texts"]) == 3
+    assert all(text and "\n" not in text for text in info["variant_texts"])
+    prompts = env.content.meta["prompts"]
+    assert all("Noise-cancelling headphones" in p and "tone:" in p for p in prompts)
+    again = PersonalizedMarketingEnv(config=config, language_model=model, **PLUG_INS)
+    assert model.calls == 1  # the campaign was generated once
+    assert again.content.texts == env.content.texts
+
+
+@pytest.mark.slow
+def test_generated_variants_with_smollm2_follow_the_brief(tmp_path, monkeypatch):
+    monkeypatch.setenv("ABGYM_CACHE_DIR", str(tmp_path))
+    config = dict(content_source="generated", n_variants=4, attributes=None,
+                  brief="A reusable water bottle that keeps drinks cold for 24 hours")
+    env = PersonalizedMarketingEnv(config=config, **PLUG_INS)
+    texts = env.content.texts
+    assert len(texts) == 4 and all(5 <= len(text) <= 200 for text in texts)
+    assert len(set(texts)) >= 3, texts
+    words = " ".join(texts).lower()
+    assert any(word in words for word in ("bottle", "cold", "drink", "water", "hydrat")), texts
