@@ -35,10 +35,18 @@ def _read_atomic(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
             )
         names.append(name)
         types[name] = kind
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            line = line.rstrip("\r\n")
+            if line and line.count("\t") != len(names) - 1:
+                raise RecBoleFormatError(
+                    f"{path}: line {line_no}: {line.count(chr(9)) + 1} tab-separated fields, "
+                    f"the header declares {len(names)}"
+                )
     try:
         frame = pd.read_csv(
             path, sep="\t", header=0, names=names, dtype=str, quoting=csv.QUOTE_NONE, keep_default_na=False,
-            encoding="utf-8", encoding_errors="replace", on_bad_lines="error", engine="c",
+            encoding="utf-8", encoding_errors="replace", on_bad_lines="error", engine="c", index_col=False, skip_blank_lines=True,
         )
     except pd.errors.ParserError as error:
         raise RecBoleFormatError(f"{path}: {error} (header has {len(names)} tab-separated fields)") from None

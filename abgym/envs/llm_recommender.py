@@ -106,7 +106,7 @@ class LLMRecommender:
             raise ValueError(f"unknown likelihood aggregate {by!r}; choose 'mean' or 'sum'")
         self.lm = language_model
         self.mode, self.by, self.max_new_tokens = mode, by, max_new_tokens
-        self.model_id = model_id or getattr(language_model, "model_id", None) or type(language_model).__name__
+        self.model_id = model_id or getattr(language_model, "name", None) or type(language_model).__name__
         self.name = f"llm-{mode}"
         self.stats = RankerStats()
         self.cache_path = Path(cache_path) if cache_path else None
@@ -141,8 +141,9 @@ class LLMRecommender:
 
     def _rank_uncached(self, prompt: str, candidates: list[str]):
         if self.mode == "score":
-            # A leading space: the title continues "Answer:" as a word, as the model has seen it in text.
-            order = self.lm.rank(prompt, [f" {c}" for c in candidates], by=self.by)
+            # The model's chat template makes the prompt the user's turn; each title is scored as the start of the
+            # assistant's answer.
+            order = self.lm.rank(prompt, list(candidates), by=self.by)
             return [int(i) for i in order], True, None
         answer = self.lm.generate([prompt], max_new_tokens=self.max_new_tokens, temperature=0.0, seed=0)[0]
         order = parse_ranking(answer, candidates)

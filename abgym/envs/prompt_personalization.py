@@ -21,6 +21,7 @@ single-agent Gymnasium view (MultiDiscrete action, one per pattern) registered a
 from __future__ import annotations
 
 import copy
+import re
 import functools
 import zlib
 from dataclasses import dataclass
@@ -155,7 +156,7 @@ def make_recommender(config: dict, language_model=None):
     if config["ranking_cache"]:
         from abgym.paths import cache_dir
 
-        model_id = str(getattr(language_model, "model_id", type(language_model).__name__)).replace("/", "_")
+        model_id = re.sub(r"[^A-Za-z0-9._-]+", "_", str(getattr(language_model, "name", type(language_model).__name__)))
         cache_path = cache_dir("rpp") / f"rankings-{model_id}-{mode}.json"
     return LLMRecommender(language_model, mode=mode, cache_path=cache_path)
 

@@ -1,0 +1,79 @@
+"""RecBole atomic files: any dataset with a title field loads; malformed files name file, line and field."""
+import pytest
+
+from abgym.data.recbole import RecBoleFormatError, load_recbole
+from abgym.data.recommendation import build_cases
+
+
+def write(folder, name, inter, item):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.inter").write_text(inter)
+    (folder / f"{name}.item").write_text(item)
+    return folder
+
+
+INTER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n" + "".join(
+    f"u{u}\ti{i}\t5\t{i}\n" for u in range(3) for i in range(8)
+)
+ITEM = "item_id:token\ttitle:token_seq\tgenre:token_seq\n" + "".join(f"i{i}\tGame {i}\taction\n" for i in range(12))
+
+
+def test_loads_any_named_dataset_with_title_field(tmp_path):
+    folder = write(tmp_path / "amazon-games", "amazon-games", INTER, ITEM)
+    data = load_recbole(folder)
+    assert data.name == "amazon-games" and data.domain == "games"
+    assert data.titles["i3"] == "Game 3"
+    cases = build_cases(data, n_candidates=4, min_history=3)
+    assert len(cases) == 3 and all(len(c.candidates) == 4 for c in cases)
+
+
+def test_name_field_and_implicit_feedback(tmp_path):
+    inter = "user_id:token\titem_id:token\n" + "".join(f"u0\ta{i}\n" for i in range(7))
+    item = "item_id:token\tartist_name:token_seq\n" + "".join(f"a{i}\tBand {i}\n" for i in range(20))
+    data = load_recbole(write(tmp_path / "lastfm", "lastfm", inter, item))
+    assert data.domain == "music" and data.interactions["rating"].isna().all()
+    (case,) = build_cases(data, min_history=5)
+    assert case.history == tuple(f"a{i}" for i in range(6)) and case.target == "a6"
+
+
+def test_bad_header(tmp_path):
+    folder = write(tmp_path / "d", "d", "user_id\titem_id:token\n1\t2\n", ITEM)
+    with pytest.raises(RecBoleFormatError, match=r"d\.inter: line 1: header field 'user_id'"):
+        load_recbole(folder)
+
+
+def test_non_numeric_float_names_line_and_field(tmp_path):
+    inter = "user_id:token\titem_id:token\trating:float\n1\t2\t4\n1\t3\tgood\n"
+    folder = write(tmp_path / "d", "d", inter, ITEM)
+    with pytest.raises(RecBoleFormatError, match=r"line 3: field 'rating' is declared float but holds 'good'"):
+        load_recbole(folder)
+
+
+def test_ragged_row(tmp_path):
+    folder = write(tmp_path / "d", "d", "user_id:token\titem_id:token\n1\t2\t3\n", ITEM)
+    with pytest.raises(RecBoleFormatError, match=r"d\.inter: line 2: 3 tab-separated fields, the header declares 2"):
+        load_recbole(folder)
+
+
+def test_missing_title_field_says_how_to_fix(tmp_path):
+    folder = write(tmp_path / "d", "d", INTER, "item_id:token\tgenre:token_seq\ni1\tx\n")
+    with pytest.raises(RecBoleFormatError, match="title_field="):
+        load_recbole(folder)
+
+
+def test_missing_item_file(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "d.inter").write_text(INTER)
+    with pytest.raises(FileNotFoundError, match=r"d\.item not found"):
+        load_recbole(tmp_path / "d")
+
+
+def test_missing_user_field(tmp_path):
+    folder = write(tmp_path / "d", "d", "uid:token\titem_id:token\n1\t2\n", ITEM)
+    with pytest.raises(RecBoleFormatError, match="user field 'user_id'"):
+        load_recbole(folder)
+
+
+def test_no_dataset_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither a folder nor"):
+        load_recbole(tmp_path / "absent")
