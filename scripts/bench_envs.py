@@ -90,7 +90,40 @@ def bench_ab_test(seconds: float, repeats: int) -> list[Result]:
     )
 
 
-BENCHMARKS: list[Callable[[float, int], list[Result]]] = [bench_ab_test]
+def bench_personalized_marketing(seconds: float, repeats: int) -> list[Result]:
+    """abgym/PersonalizedMarketing-v0, defaults: the single env, then user-steps/s of the batched simulator
+    (``make_vec(..., vectorization_mode="vector_entry_point")``) at N = 1, 64, 1024, 4096, with its peak memory
+    (tracemalloc over a reset and 20 steps, in a separate untimed run)."""
+    import tracemalloc
+
+    env_id = "abgym/PersonalizedMarketing-v0"
+    made = gym.make(env_id)
+    results = measure([(f"{env_id} raw env", made.unwrapped), (f"{env_id} gymnasium.make", made)], seconds, repeats)
+    reference = results[0].reference_steps_per_second
+    for n in (1, 64, 1024, 4096):
+        envs = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point")
+        rng = np.random.default_rng(0)
+        actions = [rng.integers(envs.single_action_space.n, size=n) for _ in range(64)]
+        tracemalloc.start()
+        envs.reset(seed=0)
+        for step in range(20):
+            envs.step(actions[step])
+        peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        runs = []
+        for _ in range(repeats):
+            envs.reset(seed=0)
+            steps, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                envs.step(actions[steps % 64])
+                steps += 1
+            runs.append((steps * n, time.perf_counter() - start))
+        median = sorted(runs, key=lambda run: run[0] / run[1])[len(runs) // 2]
+        results.append(Result(f"PM-v0 user-steps, N={n} ({peak_mb:.0f} MiB peak)", *median, reference))
+    return results
+
+
+BENCHMARKS: list[Callable[[float, int], list[Result]]] = [bench_ab_test, bench_personalized_marketing]
 
 
 def main(argv: list[str] | None = None) -> int:

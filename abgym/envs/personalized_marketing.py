@@ -248,7 +248,8 @@ class PersonalizedMarketingEnv(gym.Env):
         return {"user": user[0], "context": context[0], "memory": memory[0], "variants": self.worlds.variants.copy()}
 
     def _reset_info(self) -> dict:
-        return {"variant_texts": list(self.content.texts), "attribute_names": list(self.content.attribute_names),
+        return {"n_arms": self.n_variants, "action_mask": np.ones(self.n_variants, np.int8),
+                "variant_texts": list(self.content.texts), "attribute_names": list(self.content.attribute_names),
                 "content_source": self.content.source,
                 "target_ctr": None if self.content.target_ctr is None else self.content.target_ctr.copy(),
                 "test_id": self.content.meta.get("test_id")}

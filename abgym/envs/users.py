@@ -256,6 +256,18 @@ class MarketingWorlds:
         self.action_code = (1 + 3 * np.arange(self.n_variants)).astype(np.int16)
         # P(churn) before the loyalty factor, by (earlier exposures to the shown variant + 1, click).
         seen = np.arange(FATIGUE_LEVELS)[:, None]
+        self.increment = np.minimum(np.arange(FATIGUE_LEVELS) + 1, FATIGUE_LEVELS - 1).astype(np.uint8)
+        self.twice = 2 * np.arange(FATIGUE_LEVELS)
+        self.memory_shift = np.concatenate([[0], np.arange(self.memory_len - 1)])
+        self.next_time = (np.arange(self.week) + 1) % self.week
+        self.click_value = self.weights[0] + self.population.value_after_click  # expected reward per click
+        w_click, w_conversion, w_revenue = self.weights
+        self._const = {name: np.array([value]) for name, value in dict(
+            w_click=w_click, w_conversion=w_conversion, w_revenue=w_revenue, loyalty_effect=config["loyalty_effect"],
+            loyalty_decay=config["loyalty_decay"], loyalty_gain=config["loyalty_gain"],
+            loyalty_cap=config["loyalty_cap"]).items()}
+        self._const.update(one=np.array([1]), horizon=np.array([self.horizon]), variants=np.array([self.n_variants]),
+                           channels=np.array([len(CHANNELS)]), regimes=np.array([self.n_regimes]))
         self.churn_table = np.clip(config["churn_base"] + config["churn_per_repeat"] * np.maximum(seen - 1, 0)
                                    - config["churn_click_relief"] * np.arange(2)[None, :], 0.0, 1.0).ravel()
         phase = 2 * np.pi * (np.arange(self.per_day) / self.per_day)
@@ -357,25 +369,25 @@ class MarketingWorlds:
 
     def _arrive(self, worlds: np.ndarray | None, slot_offset, home, random_channel) -> None:
         """The next user of each of ``worlds`` (None: all): slot, channel, and their click probabilities."""
-        pop, cfg = self.population, self.config
+        pop, c = self.population, self._const
         all_worlds = worlds is None
         rows = self.rows if all_worlds else worlds
         slot = slot_offset if self.n == 1 else (self.slot_base if all_worlds else self.slot_base[rows]) + slot_offset
         profile = self.occupant.take(slot)
         channel = np.where(home, pop.home_channel.take(profile), random_channel)
-        logits = self.static_logit_flat.take(profile * len(CHANNELS) + channel, axis=0)
-        logits += pop.time_logit_table.take(self.time_index if all_worlds else self.time_index[rows], axis=0)
+        logits = (self.static_logit_flat.take(profile * c["channels"] + channel, axis=0)
+                  + pop.time_logit_table.take(self.time_index if all_worlds else self.time_index[rows], axis=0))
         if self.drift:
             segment_rows = pop.segment.take(profile)
             if self.n > 1:
-                segment_rows += self.segment_base if all_worlds else self.segment_base[rows]
+                segment_rows = segment_rows + (self.segment_base if all_worlds else self.segment_base[rows])
             logits += self.drift_logit.take(segment_rows, axis=0)
-        if cfg["loyalty_effect"]:
-            logits += cfg["loyalty_effect"] * self.loyalty.take(slot)[:, None]
-        if cfg["fatigue"]:
+        if self.config["loyalty_effect"]:
+            logits += self.loyalty.take(slot)[:, None] * c["loyalty_effect"]
+        if self.config["fatigue"]:
             logits -= self.fatigue_table.take(self.exposures.take(slot, axis=0))
         p_click = expit(logits)
-        expected = p_click * (self.weights[0] + pop.value_after_click.take(profile, axis=0))
+        expected = p_click * self.click_value.take(profile, axis=0)
         if all_worlds:
             self.slot, self.profile, self.channel, self.p_click, self.expected = slot, profile, channel, p_click, expected
         else:
@@ -383,56 +395,57 @@ class MarketingWorlds:
             self.p_click[worlds], self.expected[worlds] = p_click, expected
 
     def step(self, actions: np.ndarray) -> dict:
-        """Show ``actions`` (N,) to the current users; return the outcome arrays and move to the next arrivals."""
-        cfg, pop, slot, profile = self.config, self.population, self.slot, self.profile
+        """Show ``actions`` (N,) to the current users; return the outcome arrays and move to the next arrivals.
+
+        Constants enter the arithmetic as one-element arrays (``self._const``): numpy combines two arrays several
+        times faster than an array and a Python number, and the single environment's step is made of such tiny ops.
+        """
+        c, pop, slot, profile = self._const, self.population, self.slot, self.profile
         if self._block_pos >= self._block_len:
             self._refill()
         b, block = self._block_pos, self._block
         self._block_pos += 1
         expected = self.expected
         click = block["click"][b] < self.p_click.take(actions if self.n == 1 else self.variant_base + actions)
-        conversion = click & (block["conversion"][b] < self.conv_prob_flat.take(profile * self.n_variants + actions))
-        w_click, w_conv, w_revenue = self.weights
+        conversion = click & (block["conversion"][b] < self.conv_prob_flat.take(profile * c["variants"] + actions))
         if np.count_nonzero(conversion):
             # Log-normal revenue with mean revenue_mean of the user, drawn by inverse CDF for the converted only.
-            sigma, converted = cfg["revenue_sigma"], np.flatnonzero(conversion)
+            sigma, converted = self.config["revenue_sigma"], np.flatnonzero(conversion)
             revenue = np.zeros(self.n)
             revenue[converted] = (pop.revenue_mean.take(profile[converted])
                                   * np.exp(sigma * ndtri(block["revenue"][b][converted]) - 0.5 * sigma * sigma))
-            reward = w_click * click + w_conv * conversion + w_revenue * revenue
+            reward = click * c["w_click"] + conversion * c["w_conversion"] + revenue * c["w_revenue"]
         else:
             revenue = np.zeros(self.n)
-            reward = w_click * click
+            reward = click * c["w_click"]
 
         # The user remembers: exposures (fatigue), loyalty, the memory of what they saw, and may churn.
-        exposure_index = slot * self.n_variants + actions
-        seen = self.exposures_flat.take(exposure_index) + np.int64(1)
-        np.minimum(seen, FATIGUE_LEVELS - 1, out=seen)
+        exposure_index = slot * c["variants"] + actions
+        seen = self.increment.take(self.exposures_flat.take(exposure_index))  # uint8, saturating
         self.exposures_flat[exposure_index] = seen
-        loyalty = self.loyalty.take(slot) * cfg["loyalty_decay"] + cfg["loyalty_gain"] * conversion
-        np.minimum(loyalty, cfg["loyalty_cap"], out=loyalty)
+        loyalty = np.minimum(self.loyalty.take(slot) * c["loyalty_decay"] + conversion * c["loyalty_gain"],
+                             c["loyalty_cap"])
         self.loyalty[slot] = loyalty
         codes = self.codes.take(slot, axis=0)
-        returning = codes[:, 0] > 0
-        codes[:, 1:] = codes[:, :-1]
+        returning = codes[:, 0].astype(bool)
+        codes = codes.take(self.memory_shift, axis=1)  # newest first: column 0 is overwritten below
         click_int = click.view(np.int8)
         codes[:, 0] = self.action_code.take(actions) + (click_int + conversion.view(np.int8))
         self.codes[slot] = codes
-        churn = self.churn_table.take(seen * 2 + click_int)
+        churn = self.churn_table.take(self.twice.take(seen) + click_int)
         churned = block["churn"][b] < churn * np.exp(-loyalty)
         if np.count_nonzero(churned):
             self._replace_users(self.rows[churned], slot[churned])
         segment = pop.segment.take(profile)
 
-        self.t += 1
-        self.time_index += 1
-        self.time_index %= self.week
+        self.t = self.t + c["one"]
+        self.time_index = self.next_time.take(self.time_index)
         if self.drift:
             regime_shift = block["shift"][b]
             self._drift(regime_shift, block["choice"][b] if block["shift_any"][b] else None)
         else:
             regime_shift = np.zeros(self.n, bool)
-        truncated = self.t >= self.horizon
+        truncated = self.t >= c["horizon"]
         slot_offset, home, random_channel = block["arrival"]
         self._arrive(None, slot_offset[b], home[b], random_channel[b])
         return dict(reward=reward, click=click, conversion=conversion, revenue=revenue, expected_rewards=expected,
@@ -495,7 +508,8 @@ class MarketingWorlds:
     # ------------------------------------------------------------------------------------------- observations
     def observe(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The N observations of the current arrivals: (user, context, memory); the variants are ``self.variants``."""
-        context_rows = (self.time_index * len(CHANNELS) + self.channel) * self.n_regimes + self.regime
+        c = self._const
+        context_rows = (self.time_index * c["channels"] + self.channel) * c["regimes"] + self.regime
         return (self.population.portrait.take(self.profile, axis=0), self.context_table.take(context_rows, axis=0),
                 self.memory_table.take(self.codes.take(self.slot, axis=0), axis=0))
 
