@@ -51,6 +51,9 @@ def metrics_callback():
 
         def _on_step(self) -> bool:
             infos, rewards, dones = self.locals["infos"], self.locals["rewards"], self.locals["dones"]
+            normalizer = self.model.get_vec_normalize_env()
+            if normalizer is not None and normalizer.norm_reward:
+                rewards = normalizer.get_original_reward()  # log clicks, not the scaled training reward
             for index, (info, reward, done) in enumerate(zip(infos, rewards, dones)):
                 tracker = self.trackers[index]
                 tracker.step(float(reward), info)

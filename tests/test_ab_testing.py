@@ -141,3 +141,15 @@ def test_peeking_with_a_plain_z_test_would_not_keep_it():
                 false_stops += 1
                 break
     assert false_stops / 300 > 0.12
+
+
+def test_msprt_running_p_values_never_exceed_the_current_evidence():
+    """The per-pair loop agrees with the vectorised formula: each running minimum is at most today's 1/Lambda."""
+    agent = run_test(SequentialABTest(alpha=1e-9), [0.02, 0.022, 0.025, 0.03], seed=4)  # never stops
+    rates, n, c = agent.means, agent.trials, agent.successes
+    pooled = (c[:, None] + c[None, :]) / (n[:, None] + n[None, :])
+    variance = pooled * (1 - pooled) * (1 / n[:, None] + 1 / n[None, :])
+    p_now = np.minimum(1.0, 1.0 / msprt_likelihood_ratio(rates[:, None] - rates[None, :], variance, agent.tau))
+    off_diagonal = ~np.eye(4, dtype=bool)
+    assert np.all(agent.p_values[off_diagonal] <= p_now[off_diagonal] + 1e-12)
+    assert agent.p_values[0, 3] < 0.01  # the clear pair has strong evidence, short of alpha=1e-9

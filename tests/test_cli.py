@@ -68,6 +68,8 @@ def test_train_ppo_then_evaluate_the_saved_model(tmp_path, capsys):
     scalars = read_scalars(run)
     for tag in EPISODE_TAGS + ("rollout/ep_rew_mean", "train/loss"):
         assert tag in scalars, (tag, sorted(scalars))
+    # The same two finished episodes (one per env) as SB3's Monitor: raw clicks, not the normalised reward.
+    assert scalars["episode/reward"][-1] == pytest.approx(scalars["rollout/ep_rew_mean"][-1], rel=1e-4)
     capsys.readouterr()
 
     code = main(["evaluate", "--agent", "random", "--model", str(run / "model.zip"), "--episodes", "2",
