@@ -1,0 +1,347 @@
+"""The RPP evaluation: every method of the issue on the same test users, 3 seeds, one call.
+
+Methods (NDCG@10, HR@1, HR@3 of the ranking on each test user; RPP methods: the last round's ranking):
+- ``popularity`` and ``random-ranking``: no language model;
+- ``hand-written``: the fixed prompt :data:`~abgym.envs.prompt_actions.HAND_WRITTEN`;
+- ``random-prompt``: a uniformly random prompt per user and seed;
+- ``best-fixed``: the single prompt with the best mean NDCG on train users (task-wise prompting), found by coordinate
+  ascent from the hand-written prompt (each pattern in turn, every sentence tried, ``search_passes`` passes);
+- ``rpp``: the actor-critic trained on train users, checkpoint chosen on validation users; ``rpp+``: its final prompt
+  with each sentence rewritten by the language model; ``rpp-fix-<pattern>``: the ablation, the trained policy with
+  that pattern held at the hand-written sentence in every round;
+- ``enumeration-bound``: on the first ``n_enumeration_users`` test users, the best of all 675 prompts per user, an
+  upper bound no prompt policy can beat (it looks at the target); shown beside the other methods on those users.
+
+Outputs in ``out``: ``per_user.csv`` (every method, seed and user), ``summary.csv`` and ``summary.md`` (mean and 95%
+interval over users of the seed-averaged score), ``ndcg.png`` and ``training.png``, ``tensorboard/seed<k>`` (RPP
+training) and ``run.json`` (settings, timings, LLM call and cache counts).
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from abgym.envs import prompt_actions as pa
+from abgym.metrics import mean_ci
+
+METRICS = ("ndcg@10", "hr@1", "hr@3")
+
+
+@dataclass
+class EvaluationSettings:
+    dataset: str = "movielens-100k"
+    data_path: str | None = None
+    recommender: str = "llm-score"  # llm-score | llm-generate | synthetic (fast check of the pipeline)
+    embedder: str = "minilm"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    n_train: int = 200  # train users RPP learns on
+    n_validation: int = 30
+    n_test: int = 100
+    rounds: int = 3
+    episodes: int = 200  # RPP training episodes per seed
+    episodes_per_update: int = 16
+    learning_rate: float = 1e-3
+    n_search_users: int = 30  # train users the best fixed prompt is searched on
+    search_passes: int = 1
+    n_enumeration_users: int = 3
+    ablation: bool = True
+    rpp_plus: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def _record(rows, method, seed, case, metrics, **more):
+    rows.append({"method": method, "seed": seed, "user_id": case.user_id, **{m: metrics[m] for m in METRICS}, **more})
+
+
+def _say(message: str, quiet: bool) -> None:
+    if not quiet:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def best_fixed_prompt(task, cases, passes: int = 1, start=pa.HAND_WRITTEN):
+    """Coordinate ascent over the four patterns on ``cases``; returns (actions, mean NDCG, prompts tried)."""
+    def score(actions):
+        return float(np.mean([task.evaluate(c, actions).metrics["ndcg@10"] for c in cases]))
+
+    best, best_score, tried = tuple(start), score(start), {tuple(start)}
+    for _ in range(passes):
+        for pattern, size in enumerate(pa.ACTION_SIZES):
+            for option in range(size):
+                candidate = best[:pattern] + (option,) + best[pattern + 1 :]
+                if candidate in tried:
+                    continue
+                tried.add(candidate)
+                value = score(candidate)
+                if value > best_score:
+                    best, best_score = candidate, value
+    return best, best_score, len(tried)
+
+
+def run_evaluation(settings: EvaluationSettings, out: str | Path, *, language_model=None, quiet: bool = False) -> dict:
+    import torch  # noqa: F401  (RPP needs it; fail early with the import error, not after the baselines)
+    from torch.utils.tensorboard import SummaryWriter
+
+    from abgym.agents.rpp import RPPAgent, RPPConfig, rpp_plus
+    from abgym.envs.llm_recommender import PopularityRecommender, RandomRecommender, SentenceRewriter
+    from abgym.envs.prompt_personalization import (
+        PromptTask,
+        load_data,
+        make_config,
+        make_embedder,
+        make_recommender,
+        parallel_env,
+    )
+    from abgym.paths import atomic_write, cache_dir
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    config = make_config(
+        {"dataset": settings.dataset, "data_path": settings.data_path, "recommender": settings.recommender,
+         "embedder": settings.embedder, "rounds": settings.rounds}
+    )
+    data = load_data(config)
+    recommender = make_recommender(config, language_model)
+    task = PromptTask(data, recommender, make_embedder(settings.embedder))
+    test = data.split("test")[: settings.n_test]
+    _say(f"data {data.dataset.name}: {data.dataset.n_users} users, {data.dataset.n_items} items; cases "
+         f"{ {k: len(v) for k, v in data.cases.items()} }; test users used {len(test)}; recommender {recommender.name}",
+         quiet)
+    # Embed every title once up front (MiniLM caches them on disk).
+    task.title_vectors(sorted({i for c in data.split("all") for i in c.candidates + c.history[-20:]}))
+    rows: list[dict] = []
+    timings: dict[str, float] = {}
+
+    def timed(name, fn):
+        t = time.perf_counter()
+        result = fn()
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t
+        flush = getattr(recommender, "flush", None)
+        if flush:
+            flush()
+        return result
+
+    # --- baselines without prompts ---
+    popularity = PopularityRecommender()
+    for seed in settings.seeds:
+        random_ranking = RandomRecommender(seed)
+        for case in test:
+            context = task.context(case, pa.HAND_WRITTEN)
+            titles = task.titles(case.candidates)
+            for name, ranker in (("popularity", popularity), ("random-ranking", random_ranking)):
+                order = ranker.rank("", titles, context).order
+                from abgym.metrics import ranking_metrics
+
+                _record(rows, name, seed, case, ranking_metrics(order, case.target_index))
+
+    # --- fixed prompts ---
+    def hand_written():
+        for case in test:
+            metrics = task.evaluate(case, pa.HAND_WRITTEN).metrics
+            for seed in settings.seeds:  # deterministic: the same for every seed
+                _record(rows, "hand-written", seed, case, metrics)
+
+    timed("hand-written", hand_written)
+    _say(f"hand-written prompt done ({timings['hand-written']:.0f} s)", quiet)
+
+    def random_prompt():
+        for seed in settings.seeds:
+            rng = np.random.default_rng(seed)
+            for case in test:
+                actions = tuple(int(rng.integers(n)) for n in pa.ACTION_SIZES)
+                _record(rows, "random-prompt", seed, case, task.evaluate(case, actions).metrics, actions=actions)
+
+    timed("random-prompt", random_prompt)
+    _say(f"random prompts done ({timings['random-prompt']:.0f} s)", quiet)
+
+    search_cases = data.split("train")[: settings.n_search_users]
+    best, best_train, n_tried = timed(
+        "best-fixed search", lambda: best_fixed_prompt(task, search_cases, settings.search_passes)
+    )
+    _say(f"best fixed prompt {best} (train NDCG {best_train:.3f}, {n_tried} prompts tried, "
+         f"{timings['best-fixed search']:.0f} s)", quiet)
+
+    def best_fixed():
+        for case in test:
+            metrics = task.evaluate(case, best).metrics
+            for seed in settings.seeds:
+                _record(rows, "best-fixed", seed, case, metrics, actions=best)
+
+    timed("best-fixed", best_fixed)
+
+    # --- RPP, RPP+ and the ablation, per seed ---
+    env_config = {**config, "max_users": settings.n_train}
+    training_logs = {}
+    rewriter = None
+    if settings.rpp_plus and hasattr(recommender, "lm"):
+        rewriter = SentenceRewriter(recommender.lm, cache_path=cache_dir("rpp") / f"rewrites-{recommender.model_id}.json")
+    for seed in settings.seeds:
+        train_env = parallel_env({**env_config, "split": "train"}, task=task)
+        val_env = parallel_env({**env_config, "split": "validation", "max_users": settings.n_validation}, task=task)
+        test_env = parallel_env({**env_config, "split": "test", "max_users": settings.n_test}, task=task)
+        agent = RPPAgent(task.dim, RPPConfig(learning_rate=settings.learning_rate,
+                                             episodes_per_update=settings.episodes_per_update), seed=seed)
+        writer = SummaryWriter(str(out / "tensorboard" / f"seed{seed}"))
+        log = timed(f"rpp training", lambda: agent.train(train_env, episodes=settings.episodes,
+                                                          validation_env=val_env, writer=writer, progress=not quiet))
+        writer.close()
+        agent.save(out / f"rpp_seed{seed}.pt")
+        training_logs[seed] = asdict(log)
+        _say(f"seed {seed}: trained {log.episodes} episodes ({log.rankings} rankings) in {log.seconds:.0f} s, "
+             f"best validation NDCG {log.best_validation_ndcg:.3f}", quiet)
+        results = timed("rpp test", lambda: agent.evaluate(test_env))
+        for case, info in zip(test_env.users, results):
+            _record(rows, "rpp", seed, case, info, actions=info["prompt_actions"])
+        if rewriter is not None:
+            plus = timed("rpp+ test", lambda: rpp_plus(agent, test_env, rewriter))
+            for case, info in zip(test_env.users, plus):
+                _record(rows, "rpp+", seed, case, info, actions=info["prompt_actions"])
+        if settings.ablation:
+            for pattern_index, pattern in enumerate(pa.PATTERNS):
+                fixed = FixedPatternAgent(agent, pattern_index)
+                results = timed("ablation", lambda: fixed.evaluate(test_env))
+                for case, info in zip(test_env.users, results):
+                    _record(rows, f"rpp-fix-{pattern}", seed, case, info, actions=info["prompt_actions"])
+        _say(f"seed {seed}: test done", quiet)
+
+    # --- enumeration upper bound on a few test users ---
+    bound_users = test[: settings.n_enumeration_users]
+    def enumerate_all():
+        for case in bound_users:
+            scores = [(task.evaluate(case, a).metrics, a) for a in pa.all_actions()]
+            metrics, actions = max(scores, key=lambda s: (s[0]["ndcg@10"], s[0]["hr@1"]))
+            share = float(np.mean([s[0]["ndcg@10"] == metrics["ndcg@10"] for s in scores]))
+            mean_prompt = float(np.mean([s[0]["ndcg@10"] for s in scores]))
+            for seed in settings.seeds:
+                _record(rows, "enumeration-bound", seed, case, metrics, actions=actions,
+                        share_of_prompts_at_best=share, mean_over_prompts=mean_prompt)
+            _say(f"enumerated user {case.user_id}: best {metrics['ndcg@10']:.3f}, mean over 675 prompts "
+                 f"{mean_prompt:.3f}", quiet)
+
+    if bound_users:
+        timed("enumeration", enumerate_all)
+
+    summary = summarize(rows, [c.user_id for c in bound_users])
+    llm_stats = asdict(recommender.stats) if hasattr(recommender, "stats") else {}
+    run = {
+        "settings": asdict(settings),
+        "best_fixed_prompt": best,
+        "best_fixed_train_ndcg": best_train,
+        "timings_s": timings,
+        "total_s": time.perf_counter() - started,
+        "llm": {"model": getattr(recommender, "model_id", recommender.name), **llm_stats,
+                "cached_rankings": len(recommender) if hasattr(recommender, "__len__") else None,
+                "rewrites_rejected": rewriter.rejected if rewriter else None},
+        "machine": f"{platform.machine()} {platform.processor()} ({__import__('os').cpu_count()} CPUs)",
+        "training": training_logs,
+    }
+    write_outputs(out, rows, summary, run, training_logs, atomic_write)
+    _say(f"done in {run['total_s'] / 60:.1f} min; results in {out}", quiet)
+    return {"summary": summary, "run": run, "rows": rows}
+
+
+class FixedPatternAgent:
+    """The trained policy with one pattern held at the hand-written sentence (the ablation)."""
+
+    def __init__(self, agent, pattern_index: int):
+        self.agent, self.pattern_index = agent, pattern_index
+
+    def act(self, observation, deterministic=True):
+        actions = self.agent.act(observation, deterministic)
+        actions[pa.PATTERNS[self.pattern_index]] = pa.HAND_WRITTEN[self.pattern_index]
+        return actions
+
+    def evaluate(self, env):
+        from abgym.agents.rpp import RPPAgent
+
+        results = []
+        for index in range(len(env.users)):
+            _, info = RPPAgent.run_episode(self, env, deterministic=True, options={"user_index": index})
+            results.append(info)
+        return results
+
+
+def summarize(rows: list[dict], bound_user_ids: list[str]) -> list[dict]:
+    """Per method: mean and 95% interval over users of the seed-averaged score; per-seed means; the same on the
+    enumeration users for comparison with the bound."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    summary = []
+    for method, part in frame.groupby("method", sort=False):
+        per_user = part.groupby("user_id")[list(METRICS)].mean()
+        entry = {"method": method, "n_users": len(per_user), "n_seeds": part["seed"].nunique()}
+        for metric in METRICS:
+            mean, low, high = mean_ci(per_user[metric].to_numpy())
+            entry.update({metric: mean, f"{metric}_low": low, f"{metric}_high": high})
+        entry["ndcg@10_per_seed"] = [round(v, 4) for v in part.groupby("seed")["ndcg@10"].mean().tolist()]
+        if bound_user_ids:
+            on_bound = per_user.loc[per_user.index.intersection(bound_user_ids), "ndcg@10"]
+            entry["ndcg@10_on_enumeration_users"] = float(on_bound.mean()) if len(on_bound) else float("nan")
+        summary.append(entry)
+    return summary
+
+
+def markdown_table(summary: list[dict]) -> str:
+    lines = [
+        "| method | users | NDCG@10 [95% CI] | HR@1 [95% CI] | HR@3 [95% CI] | NDCG@10 per seed | NDCG@10 on enumeration users |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in summary:
+        cells = [f"{e[m]:.3f} [{e[m + '_low']:.3f}, {e[m + '_high']:.3f}]" for m in METRICS]
+        seeds = ", ".join(f"{v:.3f}" for v in e["ndcg@10_per_seed"])
+        bound = e.get("ndcg@10_on_enumeration_users", float("nan"))
+        lines.append(f"| {e['method']} | {e['n_users']} | {' | '.join(cells)} | {seeds} | {bound:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(out: Path, rows, summary, run, training_logs, atomic_write) -> None:
+    import pandas as pd
+
+    with atomic_write(out / "per_user.csv", "w") as handle:
+        pd.DataFrame(rows).to_csv(handle, index=False)
+    with atomic_write(out / "summary.csv", "w") as handle:
+        pd.DataFrame(summary).to_csv(handle, index=False)
+    with atomic_write(out / "summary.md", "w") as handle:
+        handle.write(markdown_table(summary))
+    with atomic_write(out / "run.json", "w") as handle:
+        json.dump(run, handle, indent=2, default=str)
+    plot(out, summary, training_logs)
+
+
+def plot(out: Path, summary, training_logs) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    names = [e["method"] for e in summary]
+    means = np.array([e["ndcg@10"] for e in summary])
+    errors = np.array([[e["ndcg@10"] - e["ndcg@10_low"] for e in summary],
+                       [e["ndcg@10_high"] - e["ndcg@10"] for e in summary]])
+    ax.bar(names, means, yerr=errors, capsize=3, color="tab:blue")
+    ax.set_ylabel("NDCG@10 (test users, 95% CI)")
+    ax.tick_params(axis="x", rotation=45)
+    fig.tight_layout()
+    fig.savefig(out / "ndcg.png", dpi=120)
+    plt.close(fig)
+    if training_logs:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for seed, log in training_logs.items():
+            history = log["history"]
+            ax.plot([h["episodes"] for h in history], [h["train_ndcg"] for h in history], label=f"train, seed {seed}")
+            val = [(h["episodes"], h["validation_ndcg"]) for h in history if "validation_ndcg" in h]
+            if val:
+                ax.plot(*zip(*val), "o--", label=f"validation, seed {seed}")
+        ax.set_xlabel("episodes")
+        ax.set_ylabel("NDCG@10")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "training.png", dpi=120)
+        plt.close(fig)

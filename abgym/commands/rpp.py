@@ -1,0 +1,87 @@
+"""``abgym rpp train|evaluate``: prompt personalization with RPP on MovieLens-100K (or any RecBole dataset)."""
+from __future__ import annotations
+
+import argparse
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="movielens-100k",
+                        help="movielens-100k, synthetic, or a RecBole folder / .inter file with an item title field")
+    parser.add_argument("--data-path", default=None, help="folder of MovieLens-100K if it is not found on its own")
+    parser.add_argument("--recommender", default="llm-score", choices=["llm-score", "llm-generate", "synthetic"])
+    parser.add_argument("--embedder", default="minilm", choices=["minilm", "hashing"])
+    parser.add_argument("--rounds", type=int, default=3, help="prompt refinements per episode")
+    parser.add_argument("--train-users", type=int, default=200)
+    parser.add_argument("--validation-users", type=int, default=30)
+    parser.add_argument("--episodes", type=int, default=200, help="RPP training episodes per seed")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--out", default="results/rpp")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("rpp", help="prompt personalization (RPP / RPP+) with a local LLM recommender")
+    commands = parser.add_subparsers(dest="rpp_command", metavar="{train,evaluate}", required=True)
+
+    train = commands.add_parser("train", help="train RPP on train users, keep the best checkpoint on validation users")
+    _common(train)
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="every method and baseline on test users, 3 seeds: CSV, Markdown, plots, TensorBoard"
+    )
+    _common(evaluate)
+    evaluate.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    evaluate.add_argument("--test-users", type=int, default=100)
+    evaluate.add_argument("--search-users", type=int, default=30, help="train users the best fixed prompt is found on")
+    evaluate.add_argument("--enumeration-users", type=int, default=3, help="test users all 675 prompts are tried on")
+    evaluate.add_argument("--no-ablation", action="store_true")
+    evaluate.add_argument("--no-rpp-plus", action="store_true")
+    evaluate.set_defaults(handler=_evaluate)
+
+
+def _check(args) -> None:
+    for name in ("rounds", "train_users", "validation_users", "episodes"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"abgym rpp: --{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+
+
+def _train(args) -> int:
+    _check(args)
+    from pathlib import Path
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    from abgym.agents.rpp import RPPAgent, RPPConfig
+    from abgym.envs.prompt_personalization import parallel_env
+
+    config = {"dataset": args.dataset, "data_path": args.data_path, "recommender": args.recommender,
+              "embedder": args.embedder, "rounds": args.rounds, "max_users": args.train_users}
+    env = parallel_env(config)
+    validation = parallel_env({**config, "split": "validation", "max_users": args.validation_users}, task=env.task)
+    agent = RPPAgent(env.task.dim, RPPConfig(learning_rate=args.learning_rate), seed=args.seed)
+    out = Path(args.out)
+    writer = SummaryWriter(str(out / "tensorboard" / f"train_seed{args.seed}"))
+    log = agent.train(env, episodes=args.episodes, validation_env=validation, writer=writer, progress=True)
+    writer.close()
+    env.close()
+    agent.save(out / f"rpp_seed{args.seed}.pt")
+    print(f"trained {log.episodes} episodes ({log.rankings} rankings) in {log.seconds:.0f} s; best validation "
+          f"NDCG@10 {log.best_validation_ndcg:.3f}; checkpoint {out / f'rpp_seed{args.seed}.pt'}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    _check(args)
+    from abgym.agents.rpp_evaluation import EvaluationSettings, markdown_table, run_evaluation
+
+    settings = EvaluationSettings(
+        dataset=args.dataset, data_path=args.data_path, recommender=args.recommender, embedder=args.embedder,
+        seeds=tuple(args.seeds), n_train=args.train_users, n_validation=args.validation_users,
+        n_test=args.test_users, rounds=args.rounds, episodes=args.episodes, learning_rate=args.learning_rate,
+        n_search_users=args.search_users, n_enumeration_users=args.enumeration_users,
+        ablation=not args.no_ablation, rpp_plus=not args.no_rpp_plus,
+    )
+    result = run_evaluation(settings, args.out)
+    print(markdown_table(result["summary"]))
+    return 0
