@@ -42,10 +42,11 @@ class RidgePosterior:
     Keeps ``A^-1`` (with ``A = l2 * I + sum x x^T``), ``b = sum r x`` and ``theta = A^-1 b`` per head.
     """
 
-    def __init__(self, n_heads: int, dim: int, l2: float = 1.0):
-        if l2 <= 0:
-            raise ValueError(f"l2 must be > 0, got {l2}")
-        self.A_inv = np.repeat((np.eye(dim) / l2)[None], n_heads, axis=0)
+    def __init__(self, n_heads: int, dim: int, l2: float | np.ndarray = 1.0):
+        l2 = np.broadcast_to(np.asarray(l2, dtype=np.float64), (dim,))
+        if np.any(l2 <= 0):
+            raise ValueError(f"l2 must be > 0, got {l2.min()}")
+        self.A_inv = np.repeat(np.diag(1.0 / l2)[None], n_heads, axis=0)
         self.b = np.zeros((n_heads, dim))
         self.theta = np.zeros((n_heads, dim))
         self.counts = np.zeros(n_heads, dtype=np.int64)
@@ -67,6 +68,9 @@ class RidgePosterior:
         if heads is None:  # one shared head
             XA = X @ self.A_inv[0]
             return X @ self.theta[0], np.einsum("kd,kd->k", XA, X)
+        if X.strides[0] == 0 and heads.size == self.b.shape[0]:  # every head sees the same x (disjoint model)
+            x = X[0]
+            return self.theta @ x, (self.A_inv @ x) @ x
         XA = np.einsum("kd,kde->ke", X, self.A_inv[heads])
         return np.einsum("kd,kd->k", X, self.theta[heads]), np.einsum("kd,kd->k", XA, X)
 
@@ -90,11 +94,14 @@ class LinearBanditAgent:
     name = "linear"
     hyperparameters: tuple[str, ...] = ()
 
-    def __init__(self, model: str = "disjoint", l2: float = 1.0, features: FeatureMap | None = None,
-                 prior=None, prior_scale: float = 1.0, seed: int | None = None):
+    def __init__(self, model: str = "disjoint", l2: float = 1.0, interaction_l2: float | None = None,
+                 features: FeatureMap | None = None, prior=None, prior_scale: float = 1.0, seed: int | None = None):
         self.features = features or FeatureMap(model=model)  # an explicit feature map decides the model
         self.model = self.features.model
         self.l2 = float(l2)
+        self.interaction_l2 = float(l2 if interaction_l2 is None else interaction_l2)
+        if self.l2 <= 0 or self.interaction_l2 <= 0:
+            raise ValueError(f"l2 and interaction_l2 must be > 0, got {self.l2} and {self.interaction_l2}")
         self.prior = prior
         self.prior_scale = float(prior_scale)
         self.seed = seed
@@ -134,7 +141,8 @@ class LinearBanditAgent:
             if self.prior is None:
                 self.prior_offset = np.zeros(self.n_arms)
         if self.posterior is None:
-            self.posterior = RidgePosterior(self.n_arms if self.model == "disjoint" else 1, X.shape[1], self.l2)
+            penalty = np.where(self.features.main_effects(observation), self.l2, self.interaction_l2)
+            self.posterior = RidgePosterior(self.n_arms if self.model == "disjoint" else 1, X.shape[1], penalty)
         elif X.shape[1] != self.posterior.dim:
             raise ValueError(f"feature length changed from {self.posterior.dim} to {X.shape[1]}: "
                              "the observation space differs from the one the agent learnt on")
@@ -199,7 +207,7 @@ class LinearBanditAgent:
 
     # -- save / load -----------------------------------------------------------------------------------------------
     def config(self) -> dict:
-        return {"model": self.model, "l2": self.l2, "prior_scale": self.prior_scale, "seed": self.seed,
+        return {"model": self.model, "l2": self.l2, "interaction_l2": self.interaction_l2, "prior_scale": self.prior_scale, "seed": self.seed,
                 **{name: getattr(self, name) for name in self.hyperparameters}}
 
     def save(self, path: str | Path) -> Path:

@@ -41,11 +41,10 @@ def memory_summary(memory: np.ndarray) -> np.ndarray:
     memory = np.asarray(memory, dtype=np.float64)
     if memory.ndim != 2 or memory.shape[1] < 3:
         raise ValueError(f"memory must be (memory_len, mem_dim >= 3), got shape {memory.shape}")
-    embedding, clicks = memory[:, :-2], memory[:, -2]
-    filled = np.abs(memory).sum(axis=1) > 0
-    n_filled = max(int(filled.sum()), 1)
+    clicks = memory[:, -2]
+    n_filled = max(int(memory.any(axis=1).sum()), 1)
     mean_row = memory.sum(axis=0) / n_filled
-    clicked = (embedding * clicks[:, None]).sum(axis=0) / max(float(clicks.sum()), 1.0)
+    clicked = (clicks @ memory[:, :-2]) / max(clicks.sum(), 1.0)
     return np.concatenate([mean_row, clicked])
 
 
@@ -99,6 +98,23 @@ class FeatureMap:
         variants = np.concatenate([np.ones((variants.shape[0], 1)), variants], axis=1)
         # Row a is vec(user ⊗ [1, v_a]): user main effects, variant main effects and every user-variant product.
         return (user[None, :, None] * variants[:, None, :]).reshape(variants.shape[0], -1)
+
+    def main_effects(self, observation) -> np.ndarray:
+        """Boolean mask over ``phi``'s entries: True for the bias and the main effects, False for interactions.
+
+        The agents give interactions their own ridge penalty (``interaction_l2``): a prior that personal deviations
+        from the population's preferences are small, so that they are learnt only as fast as the data supports.
+        """
+        if self.model == "disjoint":
+            mask = np.zeros(self.context(observation).size, dtype=bool)
+            mask[0] = True  # each variant's own bias; the context terms are its personalisation
+            return mask
+        n_user = self._shared_user(observation).size
+        n_variant = np.asarray(observation["variants"]).shape[1] + 1
+        grid = np.zeros((n_user, n_variant), dtype=bool)
+        grid[0, :] = True  # 1 x [1, v]: the bias and the variants' main effects
+        grid[:, 0] = True  # user x 1: the users' main effects (the same for every variant)
+        return grid.ravel()
 
     def dim(self, observation) -> int:
         return int(self.arm_features(observation).shape[1])
