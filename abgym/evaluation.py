@@ -301,6 +301,24 @@ def _standard_error(values: np.ndarray, clusters) -> tuple[float, int]:
     return float(math.sqrt(g / (g - 1) * np.sum(sums**2)) / n), g - 1
 
 
+def curve_band(curves: np.ndarray, clusters=None, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Mean curve and the half-width of its pointwise confidence band, cluster-robust like :func:`mean_ci`."""
+    from scipy.stats import t
+
+    curves = np.asarray(curves, dtype=float)
+    n = len(curves)
+    mean = curves.mean(axis=0)
+    if n < 2:
+        return mean, np.full_like(mean, np.nan)
+    if clusters is None or len(set(np.asarray(clusters).tolist())) == n:
+        se, dof = curves.std(axis=0, ddof=1) / math.sqrt(n), n - 1
+    else:
+        sums = pd.DataFrame(curves - mean).groupby(np.asarray(clusters)).sum().to_numpy()
+        g = len(sums)
+        se, dof = np.sqrt(g / (g - 1) * np.sum(sums**2, axis=0)) / n, g - 1
+    return mean, t.ppf(0.5 + confidence / 2, dof) * se
+
+
 def wilson_ci(successes: int, n: float, confidence: float = 0.95) -> tuple[float, float, float]:
     """Proportion and Wilson score interval (well-behaved near 0 and 1, unlike the normal interval).
 

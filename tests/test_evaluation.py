@@ -15,6 +15,7 @@ from abgym.evaluation import (
     EPISODE_COLUMNS,
     SUMMARY_COLUMNS,
     clustered_wilson_ci,
+    curve_band,
     mean_ci,
     summary_markdown,
     wilson_ci,
@@ -133,3 +134,13 @@ def test_markdown_table(result):
     assert lines[0].startswith("| agent | episodes | reward (clicks) | regret (clicks)")
     assert len(lines) == 2 + 2
     assert "thompson" in lines[-1] and "[" in lines[-1]
+
+
+def test_curve_band_matches_mean_ci_at_every_point():
+    rng = np.random.default_rng(2)
+    curves = np.cumsum(rng.random((12, 5)), axis=1)
+    clusters = np.repeat(np.arange(4), 3)
+    mean, half = curve_band(curves, clusters)
+    for point in range(5):
+        m, low, high = mean_ci(curves[:, point], clusters=clusters)
+        assert mean[point] == pytest.approx(m) and half[point] == pytest.approx((high - low) / 2)

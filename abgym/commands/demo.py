@@ -79,14 +79,14 @@ def run(args) -> int:
 
 
 def plot_regret(result, path, title: str = "") -> Path:
-    """Mean cumulative regret (expected clicks lost) over the experiment's traffic, one line and band per agent."""
+    """Mean cumulative regret (expected clicks lost) over the experiment's traffic, one line and 95 % band per agent."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-    from scipy.stats import t
 
+    from abgym.evaluation import curve_band
     from abgym.paths import atomic_write
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
@@ -94,10 +94,10 @@ def plot_regret(result, path, title: str = "") -> Path:
     for name in sorted(result.curves, key=final.get, reverse=True):  # legend order = order of the line ends
         curves = result.curves[name]
         share = np.linspace(0, 100, curves.shape[1])
-        mean = curves.mean(axis=0)
+        # 95 % band, cluster-robust by experiment like the table's intervals
+        mean, half = curve_band(curves, result.episodes.loc[result.episodes["agent"] == name, "test_id"].to_numpy())
         line, = ax.plot(share, mean, label=f"{name} ({mean[-1]:.1f})", linewidth=2)
-        if len(curves) > 1:
-            half = t.ppf(0.975, len(curves) - 1) * curves.std(axis=0, ddof=1) / np.sqrt(len(curves))
+        if np.isfinite(half).all():
             ax.fill_between(share, mean - half, mean + half, color=line.get_color(), alpha=0.15, linewidth=0)
     ax.set_xlabel("share of the experiment's traffic shown (%)")
     ax.set_ylabel("cumulative regret (expected clicks lost)")

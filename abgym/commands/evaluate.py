@@ -100,7 +100,9 @@ def run(args) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"abgym evaluate: error: {error}", file=sys.stderr)
         return 2
-    print_summary(result.summary, title=f"{args.env}, {args.episodes} episodes x seeds {args.seeds}",
+    print_summary(result.summary, title=f"{args.env}, "
+                  + ("every experiment" if args.episodes == "all" else f"{args.episodes} episodes")
+                  + f" x seeds {args.seeds}",
                   console=wide_console())
     write_tables(result, csv=args.csv, markdown=args.markdown, episodes_csv=args.episodes_csv)
     return 0
