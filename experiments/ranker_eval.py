@@ -18,14 +18,15 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: one thread is fastest on a shared machine
+
+import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from abgym.data.upworthy import load_experiments  # noqa: E402
 from abgym.paths import atomic_write  # noqa: E402
-from abgym.ranker.evaluation import (evaluate_predictions, hash_group, leave_one_group_out,  # noqa: E402
+from abgym.ranker.evaluation import (bootstrap_ci, evaluate_predictions, hash_group, leave_one_group_out,  # noqa: E402
                                      random_report)
 from abgym.ranker.ranker import ContentRanker, RankerConfig, arm_table  # noqa: E402
 
@@ -49,17 +50,13 @@ class PrecomputedEmbedder:
 
 
 # Each variant: a name, the ranker configuration, the grid searched on the training split, and notes.
+GRID = dict(n_components=[32, 128, None], ridge=[1.0, 10.0, 100.0])
 VARIANTS = [
-    ("Algorithm 1 (paper): pointwise CTR, FE, impression-weighted ridge", dict(objective="pointwise"),
-     dict(n_components=[16, 32, 64, 128], ridge=[1.0, 10.0, 100.0])),
-    ("Algorithm 1, PCA fitted on train + test texts", dict(objective="pointwise", _transductive=True),
-     dict(n_components=[16, 32, 64, 128], ridge=[1.0, 10.0, 100.0])),
-    ("relative CTR target (ctr / experiment mean - 1)", dict(objective="pointwise_relative"),
-     dict(n_components=[16, 32, 64, 128], ridge=[1.0, 10.0, 100.0])),
-    ("pairwise, soft labels P(ctr_i > ctr_j)", dict(objective="pairwise"),
-     dict(n_components=[32, 64, 128, None], ridge=[1.0, 10.0, 100.0])),
-    ("pairwise, headline + excerpt", dict(objective="pairwise", fields=("headline", "excerpt")),
-     dict(n_components=[64, 128, None], ridge=[10.0, 100.0])),
+    ("Algorithm 1 (paper): pointwise CTR, FE, impression-weighted ridge", dict(objective="pointwise"), GRID),
+    ("Algorithm 1, PCA fitted on train + test texts", dict(objective="pointwise", _transductive=True), GRID),
+    ("relative CTR target (ctr / experiment mean - 1)", dict(objective="pointwise_relative"), GRID),
+    ("pairwise, soft labels P(ctr_i > ctr_j)", dict(objective="pairwise"), GRID),
+    ("pairwise, headline + excerpt", dict(objective="pairwise", fields=("headline", "excerpt")), GRID),
 ]
 
 
@@ -125,14 +122,15 @@ def main(argv=None) -> int:
     print(f"{len(train)} train / {len(test)} test experiments (split by {args.split_by}); fields {fields_used}; "
           f"embeddings ready after {time.time() - started:.0f} s", flush=True)
 
-    rows, test_scores = [], {}
+    rows, test_scores, reports = [], {}, {}
     chance = random_report(test, seed=args.seed)
+    reports["random (uniform guess)"] = chance
     rows.append({"variant": "random (uniform guess)", **chance.summary()})
     for name, base, grid in VARIANTS:
         t0 = time.time()
         transductive = base.get("_transductive", False)
         if args.no_cv:
-            params = {k: v[len(v) // 2] for k, v in grid.items()}
+            params = {k: v[len(v) // 2] for k, v in grid.items()}  # q=128, ridge=10
             config = RankerConfig(**{k: v for k, v in base.items() if not k.startswith("_")}, **params)
             cv_score = None
         else:
@@ -141,6 +139,7 @@ def main(argv=None) -> int:
         scores = predictions(ranker, test)
         test_scores[name] = scores
         report = evaluate_predictions(scores, test, args.seed)
+        reports[name] = report
         rows.append({"variant": name, "config": asdict(config), "cv_spearman": cv_score, **report.summary(),
                      "seconds": time.time() - t0})
         print(report.line(name[:34]), f"q={config.n_components} ridge={config.ridge} ({time.time() - t0:.0f} s)",
@@ -154,8 +153,20 @@ def main(argv=None) -> int:
     for label, members in [("ensemble: relative + pairwise", [names[2], names[3]]),
                            ("ensemble: paper + relative + pairwise + h+e", [names[0], names[2], names[3], names[4]])]:
         report = evaluate_predictions(ensemble(members), test, args.seed)
+        reports[label] = report
         rows.append({"variant": label, "members": members, **report.summary()})
         print(report.line(label[:34]), flush=True)
+
+    # Paired differences against the paper's method on the same experiments (bootstrap over experiments).
+    paper = reports[names[0]]
+    for row in rows:
+        other = reports.get(row["variant"])
+        if other is not None and row["variant"] != names[0]:
+            row["vs_paper"] = {}
+            for metric in ("spearman", "top1"):
+                diff = getattr(other, metric) - getattr(paper, metric)
+                row["vs_paper"][metric] = float(diff.mean())
+                row["vs_paper"][f"{metric}_ci"] = bootstrap_ci(diff, seed=args.seed)
 
     result = {"split_by": args.split_by, "test_fraction": args.test_fraction, "n_train": len(train),
               "n_test": len(test), "rows": rows, "seconds": time.time() - started}
@@ -175,11 +186,16 @@ def main(argv=None) -> int:
         loo["random"] = {"pooled": chance_all.summary()}
         result["leave_one_group_out"] = {"n_groups": args.loo, "by": args.split_by, **loo}
 
-    print("\n| variant | Spearman [95% CI] | top-1 [95% CI] | random top-1 |\n|---|---|---|---|")
+    print("\n| variant | Spearman [95% CI] | top-1 [95% CI] | random top-1 | Δ Spearman vs paper [95% CI] | "
+          "Δ top-1 vs paper [95% CI] |\n|---|---|---|---|---|---|")
     for row in rows:
+        delta = row.get("vs_paper")
+        paired = (f"{delta['spearman']:+.3f} [{delta['spearman_ci'][0]:+.3f}, {delta['spearman_ci'][1]:+.3f}] | "
+                  f"{delta['top1']:+.3f} [{delta['top1_ci'][0]:+.3f}, {delta['top1_ci'][1]:+.3f}]"
+                  if delta else "| ")
         print(f"| {row['variant']} | {row['spearman']:+.3f} [{row['spearman_ci'][0]:+.3f}, "
               f"{row['spearman_ci'][1]:+.3f}] | {row['top1']:.3f} [{row['top1_ci'][0]:.3f}, "
-              f"{row['top1_ci'][1]:.3f}] | {row['random_top1']:.3f} |")
+              f"{row['top1_ci'][1]:.3f}] | {row['random_top1']:.3f} | {paired} |")
     out = Path(args.out)
     with atomic_write(out, "w") as handle:
         json.dump(result, handle, indent=1, default=str)

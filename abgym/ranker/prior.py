@@ -19,6 +19,8 @@ import numpy as np
 from abgym.ranker.ranker import ContentRanker, RankerConfig
 
 DEFAULT_FILE = "ranker_prior_default.npz"
+# The configuration of RankerPrior.default(): the best variant of experiments/ranker_eval.py (docs/ranker.md).
+DEFAULT_CONFIG = RankerConfig(objective="pairwise", n_components=64, ridge=10.0)
 
 
 @dataclass
@@ -78,7 +80,7 @@ class RankerPrior:
     """Per-arm prior mean and standard deviation of CTR from a fitted ContentRanker, and the matching Beta."""
 
     def __init__(self, ranker: ContentRanker, base_ctr: float | None = None, calibration: Calibration | None = None,
-                 max_strength: float = 2000.0):
+                 max_strength: float = 2000.0, strength_scale: float = 1.0):
         calibration = calibration or _stored_calibration(ranker)
         if calibration is None:
             raise ValueError("RankerPrior needs a calibration: pass calibration=calibrate(ranker, held_out) or "
@@ -89,12 +91,15 @@ class RankerPrior:
             calibration = Calibration(**{**asdict(calibration), "base_ctr": float(base_ctr)})
         if max_strength < 2:
             raise ValueError(f"max_strength must be at least 2 pseudo-observations, got {max_strength}")
+        if strength_scale <= 0:
+            raise ValueError(f"strength_scale must be positive, got {strength_scale}")
         self.ranker, self.calibration, self.max_strength = ranker, calibration, float(max_strength)
+        self.strength_scale = float(strength_scale)  # > 1: deliberately overconfident (for sensitivity studies)
 
     @classmethod
     def fit(cls, experiments, config: RankerConfig | None = None, embedder=None, **kwargs) -> "RankerPrior":
         """Cross-fitted calibration, then the ranker refitted on all ``experiments``."""
-        config = config or RankerConfig()
+        config = config or DEFAULT_CONFIG
         experiments = list(experiments)
         calibration = cross_fitted_calibration(experiments, config, embedder)
         ranker = ContentRanker(config, embedder=embedder).fit(experiments)
@@ -108,9 +113,11 @@ class RankerPrior:
         return mean, sd
 
     def beta_prior(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Moment-matched Beta(alpha, beta): alpha + beta = m (1 - m) / sd^2 - 1, within [2, max_strength]."""
+        """Moment-matched Beta(alpha, beta): alpha + beta = m (1 - m) / sd^2 - 1, within [2, max_strength]
+        (times ``strength_scale``)."""
         mean, sd = self.ctr_prior(texts)
         strength = np.clip(mean * (1 - mean) / np.maximum(sd, 1e-9) ** 2 - 1, 2.0, self.max_strength)
+        strength = strength * self.strength_scale
         return mean * strength, (1 - mean) * strength
 
     def save(self, path: str | Path) -> Path:
@@ -135,7 +142,7 @@ class RankerPrior:
         path = cache_dir("ranker") / DEFAULT_FILE
         if path.is_file() and not refresh:
             return cls.load(path)
-        prior = cls.fit(load_experiments(split="train", merge_identical=("headline",)))
+        prior = cls.fit(load_experiments(split="train", merge_identical=("headline",)), DEFAULT_CONFIG)
         prior.save(path)
         return prior
 
