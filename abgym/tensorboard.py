@@ -55,6 +55,8 @@ def metrics_callback():
             if normalizer is not None and normalizer.norm_reward:
                 rewards = normalizer.get_original_reward()  # log clicks, not the scaled training reward
             for index, (info, reward, done) in enumerate(zip(infos, rewards, dones)):
+                if "expected_regret" not in info:
+                    continue  # not an A/B-test environment: SB3's own rollout/* tags only
                 tracker = self.trackers[index]
                 tracker.step(float(reward), info)
                 if done:

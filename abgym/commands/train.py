@@ -4,7 +4,7 @@
     tensorboard --logdir runs/
 
 ``ppo`` is sb3-contrib's MaskablePPO with ``MultiInputPolicy`` (ABTest-v0's observation is a Dict, and its action
-mask hides the padded arms of experiments with fewer than ``max_arms`` arms). ``a2c`` has no action masking, so
+mask hides the padded arms of experiments with fewer than ``max_arms`` arms); plain PPO on envs without a mask. ``a2c`` has no action masking, so
 its environment maps a padded arm onto a real one (``action mod n_arms``). Observations are normalised with
 ``VecNormalize`` (raw impression counts run to tens of thousands); the statistics are saved beside the model.
 The model is saved atomically to ``<logdir>/<run>/model.zip``; ``abgym evaluate --model`` evaluates it.
@@ -106,23 +106,33 @@ def _train(env_id, algo, steps, run_dir, *, env_kwargs, seed, n_envs, n_steps, p
     normalizer = VecNormalize(venv, norm_obs=bool(box_keys) or box_keys is None, norm_reward=True,
                               norm_obs_keys=box_keys or None)
     options = {} if n_steps is None else {"n_steps": n_steps}
+    policy = "MultiInputPolicy" if box_keys is not None else "MlpPolicy"
     if algo == "ppo":
         from sb3_contrib import MaskablePPO
+        from stable_baselines3 import PPO
 
-        policy = "MultiInputPolicy" if box_keys is not None else "MlpPolicy"
         if n_steps is not None:
             options["batch_size"] = min(64, n_steps * n_envs)
-        model = MaskablePPO(policy, normalizer, seed=seed, verbose=0, **options)
+        # MaskablePPO where the env has an action mask (ABTest-v0), plain PPO elsewhere.
+        ppo = MaskablePPO if _has_action_masks(venv) else PPO
+        model = ppo(policy, normalizer, seed=seed, verbose=0, **options)
     else:
         from stable_baselines3 import A2C
 
-        policy = "MultiInputPolicy" if box_keys is not None else "MlpPolicy"
         model = A2C(policy, normalizer, seed=seed, verbose=0, **options)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     model.set_logger(configure(str(run_dir), ["tensorboard", "csv"]))
     model.learn(total_timesteps=steps, callback=metrics_callback(), progress_bar=progress)
     return model, normalizer
+
+
+def _has_action_masks(venv) -> bool:
+    try:
+        venv.env_method("action_masks", indices=[0])
+    except AttributeError:
+        return False
+    return True
 
 
 def _box_keys(space):
@@ -167,7 +177,14 @@ def load_policy(path):
         policy_class = data["policy_class"].__name__
     except Exception as error:  # a zip that SB3 cannot read, or not a zip at all
         raise ValueError(f"{path} is not a model saved by `abgym train` ({type(error).__name__}: {error})") from error
-    algo, cls = ("ppo", MaskablePPO) if policy_class.startswith("Maskable") else ("a2c", A2C)
+    if policy_class.startswith("Maskable"):
+        algo, cls = "ppo", MaskablePPO
+    elif "clip_range" in data:  # PPO saves its clipping schedule, A2C has none
+        from stable_baselines3 import PPO
+
+        algo, cls = "ppo", PPO
+    else:
+        algo, cls = "a2c", A2C
     model = cls.load(str(path), device="cpu")
     normalize = None
     stats = path.with_name(NORMALIZER_FILE)
