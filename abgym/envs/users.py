@@ -239,8 +239,13 @@ class MarketingWorlds:
                                             content.target_ctr, config)
         pop = self.population
         n_channels = len(CHANNELS)
-        self.static_logit_flat = pop.static_logit.reshape(-1, self.n_variants)  # row: profile * C + channel
-        self.conv_prob_flat = pop.conv_prob.ravel()
+        # An arrival's channel "choice" is 0..C-1 (a random channel) or C (the user's home channel); tables indexed
+        # by profile * (C + 1) + choice give the channel and the static click logits in one lookup each.
+        choices = len(CHANNELS) + 1
+        self.choice_channel = np.where(np.arange(choices)[None, :] == len(CHANNELS), pop.home_channel[:, None],
+                                       np.arange(choices)[None, :]).ravel()
+        self.choice_logit = pop.static_logit.reshape(-1, self.n_variants)[
+            np.repeat(np.arange(self.n_profiles), choices) * len(CHANNELS) + self.choice_channel]
 
         # Observation tables that depend on the content and the config only.
         embeddings = content.embeddings.astype(np.float32)
@@ -267,7 +272,7 @@ class MarketingWorlds:
             loyalty_decay=config["loyalty_decay"], loyalty_gain=config["loyalty_gain"],
             loyalty_cap=config["loyalty_cap"]).items()}
         self._const.update(one=np.array([1]), horizon=np.array([self.horizon]), variants=np.array([self.n_variants]),
-                           channels=np.array([len(CHANNELS)]), regimes=np.array([self.n_regimes]))
+                           channels=np.array([len(CHANNELS)]), choices=np.array([len(CHANNELS) + 1]), regimes=np.array([self.n_regimes]))
         self.churn_table = np.clip(config["churn_base"] + config["churn_per_repeat"] * np.maximum(seen - 1, 0)
                                    - config["churn_click_relief"] * np.arange(2)[None, :], 0.0, 1.0).ravel()
         phase = 2 * np.pi * (np.arange(self.per_day) / self.per_day)
@@ -308,6 +313,7 @@ class MarketingWorlds:
         self.profile = np.zeros(n, np.int64)
         self.channel = np.zeros(n, np.int64)
         self.p_click = np.zeros((n, k))
+        self.p_conversion = np.zeros((n, k))
         self.expected = np.zeros((n, k))
         self._block, self._block_len, self._block_pos = {}, 0, 0
         self._since_walk = 0  # steps since the last Ornstein-Uhlenbeck update (all worlds walk together)
@@ -363,19 +369,21 @@ class MarketingWorlds:
         self._block_len, self._block_pos = len(u), 0
 
     def _arrival_draws(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(slot offset, arrives through home channel, random channel) from three uniforms per arrival."""
-        return ((u[..., 0] * self.n_slots).astype(np.int64), u[..., 1] < self.config["home_channel_prob"],
-                (u[..., 2] * len(CHANNELS)).astype(np.int64))
+        """(slot offset, channel choice) from three uniforms per arrival; choice C means the home channel."""
+        return ((u[..., 0] * self.n_slots).astype(np.int64),
+                np.where(u[..., 1] < self.config["home_channel_prob"], len(CHANNELS),
+                         (u[..., 2] * len(CHANNELS)).astype(np.int64)))
 
-    def _arrive(self, worlds: np.ndarray | None, slot_offset, home, random_channel) -> None:
+    def _arrive(self, worlds: np.ndarray | None, slot_offset, choice) -> None:
         """The next user of each of ``worlds`` (None: all): slot, channel, and their click probabilities."""
         pop, c = self.population, self._const
         all_worlds = worlds is None
         rows = self.rows if all_worlds else worlds
         slot = slot_offset if self.n == 1 else (self.slot_base if all_worlds else self.slot_base[rows]) + slot_offset
         profile = self.occupant.take(slot)
-        channel = np.where(home, pop.home_channel.take(profile), random_channel)
-        logits = (self.static_logit_flat.take(profile * c["channels"] + channel, axis=0)
+        row = profile * c["choices"] + choice
+        channel = self.choice_channel.take(row)
+        logits = (self.choice_logit.take(row, axis=0)
                   + pop.time_logit_table.take(self.time_index if all_worlds else self.time_index[rows], axis=0))
         if self.drift:
             segment_rows = pop.segment.take(profile)
@@ -388,11 +396,14 @@ class MarketingWorlds:
             logits -= self.fatigue_table.take(self.exposures.take(slot, axis=0))
         p_click = expit(logits)
         expected = p_click * self.click_value.take(profile, axis=0)
+        p_conversion = pop.conv_prob.take(profile, axis=0)
         if all_worlds:
             self.slot, self.profile, self.channel, self.p_click, self.expected = slot, profile, channel, p_click, expected
+            self.p_conversion = p_conversion
         else:
             self.slot[worlds], self.profile[worlds], self.channel[worlds] = slot, profile, channel
             self.p_click[worlds], self.expected[worlds] = p_click, expected
+            self.p_conversion[worlds] = p_conversion
 
     def step(self, actions: np.ndarray) -> dict:
         """Show ``actions`` (N,) to the current users; return the outcome arrays and move to the next arrivals.
@@ -406,8 +417,9 @@ class MarketingWorlds:
         b, block = self._block_pos, self._block
         self._block_pos += 1
         expected = self.expected
-        click = block["click"][b] < self.p_click.take(actions if self.n == 1 else self.variant_base + actions)
-        conversion = click & (block["conversion"][b] < self.conv_prob_flat.take(profile * c["variants"] + actions))
+        shown = actions if self.n == 1 else self.variant_base + actions  # flat index into (N, K) arrays
+        click = block["click"][b] < self.p_click.take(shown)
+        conversion = click & (block["conversion"][b] < self.p_conversion.take(shown))
         if np.count_nonzero(conversion):
             # Log-normal revenue with mean revenue_mean of the user, drawn by inverse CDF for the converted only.
             sigma, converted = self.config["revenue_sigma"], np.flatnonzero(conversion)
@@ -415,16 +427,17 @@ class MarketingWorlds:
             revenue[converted] = (pop.revenue_mean.take(profile[converted])
                                   * np.exp(sigma * ndtri(block["revenue"][b][converted]) - 0.5 * sigma * sigma))
             reward = click * c["w_click"] + conversion * c["w_conversion"] + revenue * c["w_revenue"]
-        else:
+            loyalty = np.minimum(self.loyalty.take(slot) * c["loyalty_decay"] + conversion * c["loyalty_gain"],
+                                 c["loyalty_cap"])
+        else:  # the common case: nobody converted, so loyalty only decays
             revenue = np.zeros(self.n)
             reward = click * c["w_click"]
+            loyalty = self.loyalty.take(slot) * c["loyalty_decay"]
 
         # The user remembers: exposures (fatigue), loyalty, the memory of what they saw, and may churn.
         exposure_index = slot * c["variants"] + actions
         seen = self.increment.take(self.exposures_flat.take(exposure_index))  # uint8, saturating
         self.exposures_flat[exposure_index] = seen
-        loyalty = np.minimum(self.loyalty.take(slot) * c["loyalty_decay"] + conversion * c["loyalty_gain"],
-                             c["loyalty_cap"])
         self.loyalty[slot] = loyalty
         codes = self.codes.take(slot, axis=0)
         returning = codes[:, 0].astype(bool)
@@ -446,8 +459,8 @@ class MarketingWorlds:
         else:
             regime_shift = np.zeros(self.n, bool)
         truncated = self.t >= c["horizon"]
-        slot_offset, home, random_channel = block["arrival"]
-        self._arrive(None, slot_offset[b], home[b], random_channel[b])
+        slot_offset, choice = block["arrival"]
+        self._arrive(None, slot_offset[b], choice[b])
         return dict(reward=reward, click=click, conversion=conversion, revenue=revenue, expected_rewards=expected,
                     oracle_action=expected.argmax(axis=1), segment=segment, regime_shift=regime_shift,
                     returning=returning, churned=churned, truncated=truncated)
