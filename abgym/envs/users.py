@@ -202,6 +202,24 @@ def finish_population(population: Population, target_ctr, config: dict) -> Popul
     return population
 
 
+_POPULATIONS: dict[str, Population] = {}  # in-process memo: envs of one config share one (read-only) population
+
+
+def build_population(config: dict, content_matrix: np.ndarray, target_ctr) -> Population:
+    """The calibrated population of ``config`` and the content; memoised in-process (the calibration is the cost)."""
+    import hashlib
+    import json
+
+    key = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode() + content_matrix.tobytes()
+                         + (b"" if target_ctr is None else np.asarray(target_ctr, np.float64).tobytes())).hexdigest()
+    if key not in _POPULATIONS:
+        if len(_POPULATIONS) >= 8:
+            _POPULATIONS.pop(next(iter(_POPULATIONS)))
+        rng = np.random.default_rng(config["population_seed"])
+        _POPULATIONS[key] = finish_population(sample_population(rng, config, content_matrix), target_ctr, config)
+    return _POPULATIONS[key]
+
+
 class MarketingWorlds:
     """N independent worlds of one population, stepped together.
 
@@ -234,9 +252,7 @@ class MarketingWorlds:
         self.variant_base = self.rows * self.n_variants
         self.segment_base = self.rows * self.n_segments
 
-        population_rng = np.random.default_rng(config["population_seed"])
-        self.population = finish_population(sample_population(population_rng, config, self.content_matrix),
-                                            content.target_ctr, config)
+        self.population = build_population(config, self.content_matrix, content.target_ctr)
         pop = self.population
         n_channels = len(CHANNELS)
         # An arrival's channel "choice" is 0..C-1 (a random channel) or C (the user's home channel); tables indexed
