@@ -65,6 +65,9 @@ def test_train_ppo_then_evaluate_the_saved_model(tmp_path, capsys):
     assert code == 0
     run = logdir / "ppo_seed0"
     assert (run / "model.zip").is_file() and (run / "vecnormalize.pkl").is_file()
+    from abgym.commands.train import load_policy
+
+    assert type(load_policy(run / "model.zip").model).__name__ == "MaskablePPO"
     scalars = read_scalars(run)
     for tag in EPISODE_TAGS + ("rollout/ep_rew_mean", "train/loss"):
         assert tag in scalars, (tag, sorted(scalars))

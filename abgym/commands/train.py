@@ -128,11 +128,8 @@ def _train(env_id, algo, steps, run_dir, *, env_kwargs, seed, n_envs, n_steps, p
 
 
 def _has_action_masks(venv) -> bool:
-    try:
-        venv.env_method("action_masks", indices=[0])
-    except AttributeError:
-        return False
-    return True
+    # has_attr, not a call: ABTest-v0's action_masks() needs a reset first.
+    return venv.has_attr("action_masks")
 
 
 def _box_keys(space):
