@@ -293,3 +293,20 @@ def test_any_valid_config_gives_observations_in_its_space(n_segments, memory_len
         assert np.isfinite(reward_value) and reward_value >= 0
         if truncated:
             obs, _ = env.reset()
+
+
+def test_calibration_is_exact_for_a_population_larger_than_one_block():
+    from abgym.envs.users import CHUNK, population_average_ctr
+
+    env = make(population_size=2 * CHUNK + 100, active_users=50)
+    worlds = env.unwrapped.worlds
+    achieved = population_average_ctr(worlds.population, worlds.population.quality, 0.7, 200)
+    np.testing.assert_allclose(achieved, env.unwrapped.content.target_ctr, rtol=1e-6)
+    assert worlds.segment_expected_rewards().shape == (4, env.action_space.n)
+
+
+def test_non_numeric_settings_are_rejected():
+    with pytest.raises(ValueError, match="'fatigue' must be a finite number"):
+        make(fatigue="high")
+    with pytest.raises(ValueError, match="'base_ctr' must be a probability"):
+        make(base_ctr=1.5)

@@ -125,6 +125,11 @@ def make_config(config: dict | None = None) -> dict:
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"config {key!r} must be a positive whole number, got {value!r}")
+    for key in _PROBABILITIES + _NON_NEGATIVE:
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(value):
+            raise ValueError(f"config {key!r} must be a finite number, got {value!r}")
     for key in _PROBABILITIES:
         if not 0.0 <= float(merged[key]) <= 1.0:
             raise ValueError(f"config {key!r} must be a probability in [0, 1], got {merged[key]!r}")

@@ -159,14 +159,24 @@ def population_average_ctr(population: Population, quality: np.ndarray, home_cha
     return ctr
 
 
+CHUNK = 2048  # profiles per block when averaging over (profile, channel, time): bounds the memory used
+
+
 def _average_over_arrivals(population, quality, home_channel_prob, per_day):
+    """Mean of P(click) and of its derivative p (1 - p) over profiles, their channels and the times of the week."""
     channel_p = channel_distribution(population, home_channel_prob)  # (P, C)
     times = population.time_logit_table[calibration_times(per_day)]  # (T, K)
-    logits = (quality + population.base_logit[:, None, None, :] + population.channel_logit[None, :, None, :]
-              + times[None, None, :, :])  # (P, C, T, K)
-    weights = channel_p[:, :, None, None] / (len(population.segment) * len(times))
-    p = expit(logits)
-    return (weights * p).sum(axis=(0, 1, 2)), (weights * p * (1 - p)).sum(axis=(0, 1, 2))
+    total, slope = 0.0, 0.0
+    for start in range(0, len(population.segment), CHUNK):
+        block = slice(start, start + CHUNK)
+        logits = (quality + population.base_logit[block, None, None, :] + population.channel_logit[None, :, None, :]
+                  + times[None, None, :, :])  # (chunk, C, T, K)
+        p = expit(logits)
+        weights = channel_p[block, :, None, None]
+        total = total + (weights * p).sum(axis=(0, 1, 2))
+        slope = slope + (weights * p * (1 - p)).sum(axis=(0, 1, 2))
+    scale = len(population.segment) * len(times)
+    return total / scale, slope / scale
 
 
 def calibrate_quality(population: Population, target_ctr: np.ndarray, home_channel_prob: float,
@@ -550,11 +560,13 @@ class MarketingWorlds:
         pop = self.population
         channel_p = channel_distribution(pop, self.config["home_channel_prob"])  # (P, C)
         times = pop.time_logit_table[calibration_times(self.per_day)]
-        logits = pop.static_logit[:, :, None, :] + times[None, None]  # (P, C, T, K)
-        if self.drift:
-            logits += self.logit_shift(world)[pop.segment][:, None, None, :]
-        value = expit(logits) * (self.weights[0] + pop.value_after_click[:, None, None, :])
-        per_profile = (value * channel_p[:, :, None, None]).sum(axis=1).mean(axis=1)  # (P, K)
+        shift = self.logit_shift(world)[pop.segment] if self.drift else np.zeros_like(pop.base_logit)
+        per_profile = np.empty((self.n_profiles, self.n_variants))
+        for start in range(0, self.n_profiles, CHUNK):
+            block = slice(start, start + CHUNK)
+            logits = pop.static_logit[block, :, None, :] + times[None, None] + shift[block, None, None, :]
+            value = expit(logits) * self.click_value[block, None, None, :]  # (chunk, C, T, K)
+            per_profile[block] = (value * channel_p[block, :, None, None]).sum(axis=1).mean(axis=1)
         counts = np.bincount(pop.segment, minlength=self.n_segments)
         sums = np.zeros((self.n_segments, self.n_variants))
         np.add.at(sums, pop.segment, per_profile)
