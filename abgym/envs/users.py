@@ -560,7 +560,8 @@ class MarketingWorlds:
         pop = self.population
         channel_p = channel_distribution(pop, self.config["home_channel_prob"])  # (P, C)
         times = pop.time_logit_table[calibration_times(self.per_day)]
-        shift = self.logit_shift(world)[pop.segment] if self.drift else np.zeros_like(pop.base_logit)
+        drifting = self.drift and self.rng is not None  # before the first reset nothing has drifted
+        shift = self.logit_shift(world)[pop.segment] if drifting else np.zeros_like(pop.base_logit)
         per_profile = np.empty((self.n_profiles, self.n_variants))
         for start in range(0, self.n_profiles, CHUNK):
             block = slice(start, start + CHUNK)
