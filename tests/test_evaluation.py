@@ -144,3 +144,27 @@ def test_curve_band_matches_mean_ci_at_every_point():
     for point in range(5):
         m, low, high = mean_ci(curves[:, point], clusters=clusters)
         assert mean[point] == pytest.approx(m) and half[point] == pytest.approx((high - low) / 2)
+
+
+@pytest.mark.parametrize("test_share", [0.5, 1.0])
+def test_fixed_horizon_test_reads_the_traffic_left_from_the_real_env(test_share):
+    import gymnasium
+
+    from abgym.agents.ab_testing import FixedHorizonABTest
+    from abgym.evaluation import run_episode
+
+    env = gymnasium.make("abgym/ABTest-v0", split="test")
+    agent = FixedHorizonABTest(test_share=test_share)
+    tracker, reset_info, _, _ = run_episode(agent, env, env_seed=5, agent_seed=5)
+    assert agent.concluded
+    assert abs(agent.stopped_at - test_share * reset_info["horizon"]) <= 1
+    assert tracker.steps == reset_info["horizon"]
+
+
+def test_fixed_horizon_test_without_any_progress_signal_is_a_clear_error():
+    from abgym.agents.ab_testing import FixedHorizonABTest
+
+    agent = FixedHorizonABTest()
+    agent.reset(2, {}, seed=0)
+    with pytest.raises(ValueError, match="traffic"):
+        agent.update(0, 1, None, {"impressions": 10})
