@@ -177,7 +177,8 @@ def test_each_variant_calibrates_to_its_recorded_ctr():
     config = dict(drift=False, fatigue=0.0, loyalty_effect=0.0, population_size=1000, active_users=1000,
                   horizon=1000)
     envs = gym.make_vec(ENV_ID, num_envs=48, vectorization_mode="vector_entry_point", config=config)
-    recorded = np.asarray(envs.unwrapped.content.meta["clicks"]) / np.asarray(envs.unwrapped.content.meta["impressions"])
+    meta = envs.unwrapped.content.meta
+    recorded = np.asarray(meta["clicks"]) / np.asarray(meta["impressions"])
     np.testing.assert_allclose(envs.unwrapped.content.target_ctr, recorded)
     for variant, target in enumerate(recorded):
         envs.reset(seed=100 + variant)

@@ -298,7 +298,8 @@ class MarketingWorlds:
             loyalty_decay=config["loyalty_decay"], loyalty_gain=config["loyalty_gain"],
             loyalty_cap=config["loyalty_cap"]).items()}
         self._const.update(one=np.array([1]), horizon=np.array([self.horizon]), variants=np.array([self.n_variants]),
-                           channels=np.array([len(CHANNELS)]), choices=np.array([len(CHANNELS) + 1]), regimes=np.array([self.n_regimes]))
+                           channels=np.array([len(CHANNELS)]), choices=np.array([len(CHANNELS) + 1]),
+                           regimes=np.array([self.n_regimes]))
         self.churn_table = np.clip(config["churn_base"] + config["churn_per_repeat"] * np.maximum(seen - 1, 0)
                                    - config["churn_click_relief"] * np.arange(2)[None, :], 0.0, 1.0).ravel()
         phase = 2 * np.pi * (np.arange(self.per_day) / self.per_day)
@@ -424,8 +425,8 @@ class MarketingWorlds:
         expected = p_click * self.click_value.take(profile, axis=0)
         p_conversion = pop.conv_prob.take(profile, axis=0)
         if all_worlds:
-            self.slot, self.profile, self.channel, self.p_click, self.expected = slot, profile, channel, p_click, expected
-            self.p_conversion = p_conversion
+            self.slot, self.profile, self.channel = slot, profile, channel
+            self.p_click, self.expected, self.p_conversion = p_click, expected, p_conversion
         else:
             self.slot[worlds], self.profile[worlds], self.channel[worlds] = slot, profile, channel
             self.p_click[worlds], self.expected[worlds] = p_click, expected
