@@ -311,3 +311,29 @@ def test_non_numeric_settings_are_rejected():
         make(fatigue="high")
     with pytest.raises(ValueError, match="'base_ctr' must be a probability"):
         make(base_ctr=1.5)
+
+
+def test_repeating_one_variant_tires_users_and_drives_them_away():
+    """Fatigue and churn: the same variant to everybody loses clicks on returning users and loses users."""
+    def run(policy):
+        envs = gym.make_vec(ENV_ID, num_envs=64, vectorization_mode="vector_entry_point",
+                            config=dict(drift=False, horizon=600))
+        envs.reset(seed=3)
+        rng = np.random.default_rng(0)
+        churned = first_ctr = returning_ctr = 0.0
+        first = returning = 0
+        for _ in range(600):
+            actions = np.full(64, 1) if policy == "same" else rng.integers(envs.single_action_space.n, size=64)
+            *_, info = envs.step(actions)
+            churned += info["churned"].sum()
+            p = info["expected_rewards"][np.arange(64), actions]
+            first_ctr += p[~info["returning"]].sum()
+            returning_ctr += p[info["returning"]].sum()
+            first += (~info["returning"]).sum()
+            returning += info["returning"].sum()
+        return churned / 64, first_ctr / first, returning_ctr / returning
+
+    same_churn, same_first, same_returning = run("same")
+    random_churn, _, _ = run("random")
+    assert same_churn > 1.5 * random_churn
+    assert same_returning < 0.9 * same_first  # returning users have seen variant 1 before: fatigue
