@@ -67,3 +67,14 @@ def test_evaluation_writes_every_output(tmp_path):
     for name in ("per_user.csv", "summary.csv", "summary.md", "ndcg.png", "training.png", "run.json"):
         assert (tmp_path / name).stat().st_size > 0
     assert list((tmp_path / "tensorboard" / "seed0").iterdir())
+
+
+def test_command_line_train_and_bad_option(tmp_path, capsys):
+    from abgym.cli import main
+
+    args = ["rpp", "train", "--dataset", "synthetic", "--recommender", "synthetic", "--embedder", "hashing",
+            "--episodes", "8", "--episodes-per-update", "4", "--out", str(tmp_path)]
+    assert main(args) == 0
+    assert (tmp_path / "rpp_seed0.pt").is_file() and "best validation NDCG@10" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="--episodes must be at least 1"):
+        main(args[:-6] + ["--episodes", "0"])

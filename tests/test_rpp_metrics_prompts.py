@@ -88,11 +88,11 @@ def test_prompt_assembly_cuts_history_and_numbers_candidates():
     history = [f"H{k}" for k in range(30)]
     prompt = pa.build_prompt((1, 0, 2, 2), history, ["Alpha", "Beta"], "movies")
     assert pa.ROLES[1].format(**vars(pa.DOMAINS["movies"])) in prompt
-    assert "1. H25\n2. H26" in prompt and "H24" not in prompt  # last 5, oldest first
+    assert "1. H27\n2. H28" in prompt and "H26" not in prompt  # last 3, oldest first
     assert "Candidate movies:\n1. Alpha\n2. Beta" in prompt
     assert prompt.index("step by step") > prompt.index("Beta")
     assert prompt.endswith("Answer:")
-    assert "20. H29" in pa.build_prompt((0, 2, 0, 0), history, ["A"], "games")
+    assert "10. H29" in pa.build_prompt((0, 2, 0, 0), history, ["A"], "games")
 
 
 @pytest.mark.parametrize("bad", [(0, 0, 0), (5, 0, 0, 0), (0, 3, 0, 0), (0, 0, -1, 0), (0, 0, 0, 1.5)])

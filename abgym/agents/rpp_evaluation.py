@@ -19,6 +19,7 @@ training) and ``run.json`` (settings, timings, LLM call and cache counts).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -50,6 +51,8 @@ class EvaluationSettings:
     search_passes: int = 1
     n_enumeration_users: int = 3
     ablation: bool = True
+    ablation_seeds: int = 1  # the ablation runs on the first seeds' policies only (it costs 4 test passes each)
+    eval_every: int = 4  # validation every this many updates (and at the end)
     rpp_plus: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -83,7 +86,7 @@ def best_fixed_prompt(task, cases, passes: int = 1, start=pa.HAND_WRITTEN):
 
 
 def run_evaluation(settings: EvaluationSettings, out: str | Path, *, language_model=None, quiet: bool = False) -> dict:
-    import torch  # noqa: F401  (RPP needs it; fail early with the import error, not after the baselines)
+    import torch  # RPP needs it: fail early with the import error, not after the baselines
     from torch.utils.tensorboard import SummaryWriter
 
     from abgym.agents.rpp import RPPAgent, RPPConfig, rpp_plus
@@ -96,6 +99,7 @@ def run_evaluation(settings: EvaluationSettings, out: str | Path, *, language_mo
         make_recommender,
         parallel_env,
     )
+    from abgym.metrics import ranking_metrics
     from abgym.paths import atomic_write, cache_dir
 
     out = Path(out)
@@ -135,7 +139,6 @@ def run_evaluation(settings: EvaluationSettings, out: str | Path, *, language_mo
             titles = task.titles(case.candidates)
             for name, ranker in (("popularity", popularity), ("random-ranking", random_ranking)):
                 order = ranker.rank("", titles, context).order
-                from abgym.metrics import ranking_metrics
 
                 _record(rows, name, seed, case, ranking_metrics(order, case.target_index))
 
@@ -159,58 +162,98 @@ def run_evaluation(settings: EvaluationSettings, out: str | Path, *, language_mo
     timed("random-prompt", random_prompt)
     _say(f"random prompts done ({timings['random-prompt']:.0f} s)", quiet)
 
-    search_cases = data.split("train")[: settings.n_search_users]
-    best, best_train, n_tried = timed(
-        "best-fixed search", lambda: best_fixed_prompt(task, search_cases, settings.search_passes)
-    )
-    _say(f"best fixed prompt {best} (train NDCG {best_train:.3f}, {n_tried} prompts tried, "
-         f"{timings['best-fixed search']:.0f} s)", quiet)
-
-    def best_fixed():
-        for case in test:
-            metrics = task.evaluate(case, best).metrics
-            for seed in settings.seeds:
-                _record(rows, "best-fixed", seed, case, metrics, actions=best)
-
-    timed("best-fixed", best_fixed)
-
-    # --- RPP, RPP+ and the ablation, per seed ---
-    env_config = {**config, "max_users": settings.n_train}
-    training_logs = {}
+    bound_users = test[: settings.n_enumeration_users]
+    state = {"best": None, "best_train": float("nan"), "n_tried": 0}
+    training_logs: dict[int, dict] = {}
     rewriter = None
     if settings.rpp_plus and hasattr(recommender, "lm"):
         rewriter = SentenceRewriter(recommender.lm, cache_path=cache_dir("rpp") / f"rewrites-{recommender.model_id}.json")
+
+    def save(stage: str) -> None:
+        """Write every output after each stage, so that a run stopped at a deadline keeps what it measured."""
+        llm_stats = asdict(recommender.stats) if hasattr(recommender, "stats") else {}
+        run = {
+            "settings": asdict(settings),
+            "completed_stage": stage,
+            "best_fixed_prompt": state["best"],
+            "best_fixed_train_ndcg": state["best_train"],
+            "best_fixed_prompts_tried": state["n_tried"],
+            "timings_s": timings,
+            "total_s": time.perf_counter() - started,
+            "llm": {"model": getattr(recommender, "model_id", recommender.name), **llm_stats,
+                    "cached_rankings": len(recommender) if hasattr(recommender, "__len__") else None,
+                    "rewrites_rejected": rewriter.rejected if rewriter else None},
+            "machine": f"{platform.machine()} ({os.cpu_count()} CPUs), torch threads {torch.get_num_threads()}",
+            "training": training_logs,
+        }
+        write_outputs(out, rows, summarize(rows, [c.user_id for c in bound_users]), run, training_logs, atomic_write)
+        state["run"] = run
+        _say(f"saved after {stage} ({run['total_s'] / 60:.1f} min, LLM {llm_stats})", quiet)
+
+    save("baselines")
+
+    # --- RPP per seed ---
+    env_config = {**config, "max_users": settings.n_train}
+    test_env = parallel_env({**env_config, "split": "test", "max_users": settings.n_test}, task=task)
+    agents = {}
     for seed in settings.seeds:
         train_env = parallel_env({**env_config, "split": "train"}, task=task)
         val_env = parallel_env({**env_config, "split": "validation", "max_users": settings.n_validation}, task=task)
-        test_env = parallel_env({**env_config, "split": "test", "max_users": settings.n_test}, task=task)
         agent = RPPAgent(task.dim, RPPConfig(learning_rate=settings.learning_rate,
                                              episodes_per_update=settings.episodes_per_update), seed=seed)
         writer = SummaryWriter(str(out / "tensorboard" / f"seed{seed}"))
-        log = timed(f"rpp training", lambda: agent.train(train_env, episodes=settings.episodes,
-                                                          validation_env=val_env, writer=writer, progress=not quiet))
+        log = timed("rpp training", lambda: agent.train(train_env, episodes=settings.episodes, validation_env=val_env,
+                                                         eval_every=settings.eval_every, writer=writer,
+                                                         progress=not quiet))
         writer.close()
         agent.save(out / f"rpp_seed{seed}.pt")
+        agents[seed] = agent
         training_logs[seed] = asdict(log)
         _say(f"seed {seed}: trained {log.episodes} episodes ({log.rankings} rankings) in {log.seconds:.0f} s, "
              f"best validation NDCG {log.best_validation_ndcg:.3f}", quiet)
         results = timed("rpp test", lambda: agent.evaluate(test_env))
         for case, info in zip(test_env.users, results):
             _record(rows, "rpp", seed, case, info, actions=info["prompt_actions"])
-        if rewriter is not None:
+        save(f"rpp seed {seed}")
+
+    # --- the best fixed prompt on train users (task-wise prompting) ---
+    search_cases = data.split("train")[: settings.n_search_users]
+    if search_cases:
+        best, best_train, n_tried = timed(
+            "best-fixed search", lambda: best_fixed_prompt(task, search_cases, settings.search_passes)
+        )
+        state.update(best=best, best_train=best_train, n_tried=n_tried)
+        _say(f"best fixed prompt {best} (train NDCG {best_train:.3f}, {n_tried} prompts tried, "
+             f"{timings['best-fixed search']:.0f} s)", quiet)
+
+        def best_fixed():
+            for case in test:
+                metrics = task.evaluate(case, best).metrics
+                for seed in settings.seeds:
+                    _record(rows, "best-fixed", seed, case, metrics, actions=best)
+
+        timed("best-fixed", best_fixed)
+        save("best-fixed")
+
+    # --- RPP+ ---
+    if rewriter is not None:
+        for seed, agent in agents.items():
             plus = timed("rpp+ test", lambda: rpp_plus(agent, test_env, rewriter))
             for case, info in zip(test_env.users, plus):
                 _record(rows, "rpp+", seed, case, info, actions=info["prompt_actions"])
-        if settings.ablation:
+        save("rpp+")
+
+    # --- ablation: each pattern held at the hand-written sentence in turn ---
+    if settings.ablation:
+        for seed in list(agents)[: settings.ablation_seeds]:
             for pattern_index, pattern in enumerate(pa.PATTERNS):
-                fixed = FixedPatternAgent(agent, pattern_index)
+                fixed = FixedPatternAgent(agents[seed], pattern_index)
                 results = timed("ablation", lambda: fixed.evaluate(test_env))
                 for case, info in zip(test_env.users, results):
                     _record(rows, f"rpp-fix-{pattern}", seed, case, info, actions=info["prompt_actions"])
-        _say(f"seed {seed}: test done", quiet)
+        save("ablation")
 
     # --- enumeration upper bound on a few test users ---
-    bound_users = test[: settings.n_enumeration_users]
     def enumerate_all():
         for case in bound_users:
             scores = [(task.evaluate(case, a).metrics, a) for a in pa.all_actions()]
@@ -225,22 +268,10 @@ def run_evaluation(settings: EvaluationSettings, out: str | Path, *, language_mo
 
     if bound_users:
         timed("enumeration", enumerate_all)
+        save("enumeration")
 
     summary = summarize(rows, [c.user_id for c in bound_users])
-    llm_stats = asdict(recommender.stats) if hasattr(recommender, "stats") else {}
-    run = {
-        "settings": asdict(settings),
-        "best_fixed_prompt": best,
-        "best_fixed_train_ndcg": best_train,
-        "timings_s": timings,
-        "total_s": time.perf_counter() - started,
-        "llm": {"model": getattr(recommender, "model_id", recommender.name), **llm_stats,
-                "cached_rankings": len(recommender) if hasattr(recommender, "__len__") else None,
-                "rewrites_rejected": rewriter.rejected if rewriter else None},
-        "machine": f"{platform.machine()} {platform.processor()} ({__import__('os').cpu_count()} CPUs)",
-        "training": training_logs,
-    }
-    write_outputs(out, rows, summary, run, training_logs, atomic_write)
+    run = state["run"]
     _say(f"done in {run['total_s'] / 60:.1f} min; results in {out}", quiet)
     return {"summary": summary, "run": run, "rows": rows}
 

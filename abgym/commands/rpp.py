@@ -15,6 +15,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation-users", type=int, default=30)
     parser.add_argument("--episodes", type=int, default=200, help="RPP training episodes per seed")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--episodes-per-update", type=int, default=16)
+    parser.add_argument("--eval-every", type=int, default=4, help="validate every this many updates (and at the end)")
     parser.add_argument("--out", default="results/rpp")
 
 
@@ -36,12 +38,14 @@ def register(subparsers) -> None:
     evaluate.add_argument("--search-users", type=int, default=30, help="train users the best fixed prompt is found on")
     evaluate.add_argument("--enumeration-users", type=int, default=3, help="test users all 675 prompts are tried on")
     evaluate.add_argument("--no-ablation", action="store_true")
+    evaluate.add_argument("--ablation-seeds", type=int, default=1, help="how many seeds' policies the ablation runs on")
+    evaluate.add_argument("--search-passes", type=int, default=1)
     evaluate.add_argument("--no-rpp-plus", action="store_true")
     evaluate.set_defaults(handler=_evaluate)
 
 
 def _check(args) -> None:
-    for name in ("rounds", "train_users", "validation_users", "episodes"):
+    for name in ("rounds", "train_users", "validation_users", "episodes", "episodes_per_update", "eval_every"):
         if getattr(args, name) < 1:
             raise SystemExit(f"abgym rpp: --{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
 
@@ -59,10 +63,12 @@ def _train(args) -> int:
               "embedder": args.embedder, "rounds": args.rounds, "max_users": args.train_users}
     env = parallel_env(config)
     validation = parallel_env({**config, "split": "validation", "max_users": args.validation_users}, task=env.task)
-    agent = RPPAgent(env.task.dim, RPPConfig(learning_rate=args.learning_rate), seed=args.seed)
+    agent = RPPAgent(env.task.dim, RPPConfig(learning_rate=args.learning_rate,
+                                             episodes_per_update=args.episodes_per_update), seed=args.seed)
     out = Path(args.out)
     writer = SummaryWriter(str(out / "tensorboard" / f"train_seed{args.seed}"))
-    log = agent.train(env, episodes=args.episodes, validation_env=validation, writer=writer, progress=True)
+    log = agent.train(env, episodes=args.episodes, validation_env=validation, eval_every=args.eval_every,
+                      writer=writer, progress=True)
     writer.close()
     env.close()
     agent.save(out / f"rpp_seed{args.seed}.pt")
@@ -80,7 +86,8 @@ def _evaluate(args) -> int:
         seeds=tuple(args.seeds), n_train=args.train_users, n_validation=args.validation_users,
         n_test=args.test_users, rounds=args.rounds, episodes=args.episodes, learning_rate=args.learning_rate,
         n_search_users=args.search_users, n_enumeration_users=args.enumeration_users,
-        ablation=not args.no_ablation, rpp_plus=not args.no_rpp_plus,
+        ablation=not args.no_ablation, rpp_plus=not args.no_rpp_plus, ablation_seeds=args.ablation_seeds,
+        episodes_per_update=args.episodes_per_update, eval_every=args.eval_every, search_passes=args.search_passes,
     )
     result = run_evaluation(settings, args.out)
     print(markdown_table(result["summary"]))

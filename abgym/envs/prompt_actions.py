@@ -38,10 +38,11 @@ ROLES = (
 )
 
 # (number of most recent liked items shown, sentence introducing them)
+# Short lists keep prompts short: the prompt's forward pass is most of the LLM's cost per ranking.
 HISTORY = (
-    (5, "Here are the last 5 {nouns} the {person} liked, oldest first:"),
-    (10, "The {person} has recently {past} and enjoyed these 10 {nouns}, oldest first:"),
-    (20, "This is the {person}'s longer history of 20 liked {nouns}, oldest first:"),
+    (3, "Here are the last 3 {nouns} the {person} liked, oldest first:"),
+    (5, "The {person} has recently {past} and enjoyed these 5 {nouns}, oldest first:"),
+    (10, "This is the {person}'s longer history of 10 liked {nouns}, oldest first:"),
 )
 
 REASONING = (

@@ -1,0 +1,31 @@
+"""The RPP evaluation on MovieLens-100K with SmolLM2-135M, at one of two budgets, as one command.
+
+    nice .venv/bin/python experiments/rpp_ml100k.py --budget shared   # what fits a shared 2-core machine (~1.5 h)
+    nice .venv/bin/python experiments/rpp_ml100k.py --budget full     # the issue's scale: 200 train users, 100 test
+
+Both write per_user.csv, summary.csv, summary.md, ndcg.png, training.png, tensorboard/ and run.json to --out.
+``--budget shared`` is the run reported in docs/rpp.md; any extra arguments are passed on to `abgym rpp evaluate`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from abgym.cli import main
+
+BUDGETS = {
+    "shared": ["--test-users", "20", "--train-users", "40", "--validation-users", "6", "--rounds", "2",
+               "--episodes", "24", "--episodes-per-update", "8", "--eval-every", "3", "--learning-rate", "3e-3",
+               "--search-users", "8", "--enumeration-users", "1", "--ablation-seeds", "1"],
+    "full": ["--test-users", "100", "--train-users", "200", "--validation-users", "30", "--rounds", "3",
+             "--episodes", "200", "--episodes-per-update", "16", "--learning-rate", "1e-3",
+             "--search-users", "30", "--enumeration-users", "3", "--ablation-seeds", "3"],
+}
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default="shared")
+    parser.add_argument("--out", default=None)
+    args, extra = parser.parse_known_args()
+    out = args.out or f"results/rpp-ml100k-{args.budget}"
+    sys.exit(main(["rpp", "evaluate", "--seeds", "0", "1", "2", *BUDGETS[args.budget], "--out", out, *extra]))
