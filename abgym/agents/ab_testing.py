@@ -110,12 +110,6 @@ class _EvenSplitTest(Agent):
         self.concluded = True
         self.stopped_at = self.t
 
-    def _comparisons(self) -> tuple[int, np.ndarray]:
-        """The leading valid arm and the other valid arms it must beat."""
-        leader = self._argmax(np.where(self.trials > 0, self.means, -np.inf))
-        others = self.valid_arms[self.valid_arms != leader]
-        return leader, others
-
 
 class FixedHorizonABTest(_EvenSplitTest):
     """Even split for a planned share of the episode's traffic, then one significance test.
@@ -123,8 +117,8 @@ class FixedHorizonABTest(_EvenSplitTest):
     ``test_share`` is the share of the episode's traffic spent on the test (1.0: the whole episode, as in the
     recorded Upworthy tests; the default 0.5 tests on half and ships the winner to the other half). The progress
     comes from ABTest-v0's ``observation["traffic_left"]`` (or the steps taken against the reset info's
-    ``"horizon"``; see :func:`traffic_used`). ``correction`` is
-    ``"holm"`` or ``"bonferroni"`` over the leader's comparisons with the other arms.
+    ``"horizon"``; see :func:`traffic_used`). ``correction`` is ``"holm"`` or ``"bonferroni"`` over the leader's
+    comparisons with the other arms.
     """
 
     name = "ab-test"
@@ -157,7 +151,8 @@ class FixedHorizonABTest(_EvenSplitTest):
         """Run the corrected z-tests on the counts so far; the winner, or None if the leader does not beat all."""
         if len(self.valid_arms) < 2:
             return int(self.valid_arms[0])
-        leader, others = self._comparisons()
+        leader = self._argmax(np.where(self.trials > 0, self.means, -np.inf))
+        others = self.valid_arms[self.valid_arms != leader]
         z, p_values = two_proportion_ztest(
             self.successes[leader], self.trials[leader], self.successes[others], self.trials[others]
         )
