@@ -59,7 +59,9 @@ class Agent(ABC):
         clicks = float(reward)
         if trials < 0 or clicks < 0 or clicks > trials:
             raise ValueError(
-                f"{self.name}: a batch needs 0 <= clicks <= impressions, got {clicks} clicks of {trials} impressions"
+                f"{self.name}: a batch needs 0 <= clicks <= impressions, got reward {clicks} for {trials} "
+                "impressions (info['impressions'], 1 if absent); these agents expect click counts as rewards, "
+                "as ABTest-v0 gives"
             )
         self.trials[action] += trials
         self.successes[action] += clicks
