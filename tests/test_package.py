@@ -31,3 +31,17 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     with atomic_write(target) as handle:
         handle.write(b"whole")
     assert target.read_bytes() == b"whole"
+
+
+def test_atomic_write_gives_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from abgym.paths import atomic_write
+
+    target = tmp_path / "model.zip"
+    with atomic_write(target) as handle:
+        handle.write(b"x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
