@@ -3,7 +3,8 @@
 A **population** of user profiles is drawn once (from ``population_seed``). A profile has a portrait (segment, age
 band, device, home channel, interest vector) and latent preference weights over the content vector of
 :mod:`abgym.envs.content` (attribute scores and embedding coordinates). Preferences add up from the segment, the
-age band, the device and the individual; the interest vector the agent sees is a noisy view of the individual's taste in embedding space.
+age band, the device and the individual; the interest vector the agent sees is a noisy view of the individual's
+taste in embedding space.
 
 **Response** to variant ``k``, for the user at hand::
 
