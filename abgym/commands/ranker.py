@@ -19,7 +19,8 @@ def register(subparsers) -> None:
     fit.add_argument("--objective", choices=["pointwise", "pointwise_relative", "pairwise"], default="pairwise",
                      help="pointwise: the paper's Algorithm 1; pairwise: within-experiment soft-label logistic")
     fit.add_argument("--fields", nargs="+", default=["headline"], choices=["headline", "excerpt", "lede"])
-    fit.add_argument("--components", type=int, default=64, help="PCA dimensions q (0: no PCA)")
+    fit.add_argument("--components", type=int, default=0,
+                     help="PCA dimensions q (0: none, the full embedding; chosen by cross-validation, docs/ranker.md)")
     fit.add_argument("--ridge", type=float, default=10.0)
     fit.add_argument("--all", action="store_true", help="fit on every experiment, not only the train split")
     fit.add_argument("--out", default=None, help=f"where to save (default: the cache, {DEFAULT_MODEL_NAME})")
@@ -61,7 +62,7 @@ def _load_or_fit(args):
     if args.model:
         raise SystemExit(f"error: no ranker at {path}; fit one with `abgym ranker fit --out {path}`")
     print(f"no fitted ranker at {path} yet: fitting the default one (abgym ranker fit)")
-    ranker = _fit(args, objective="pairwise", fields=("headline",), components=64, ridge=10.0, use_all=False)
+    ranker = _fit(args, objective="pairwise", fields=("headline",), components=0, ridge=10.0, use_all=False)
     ranker.save(path)
     return ranker, path
 

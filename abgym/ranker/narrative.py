@@ -8,7 +8,7 @@ pipeline is deliberately defensive, because a small model (SmolLM2-135M) often d
 2. rule-based parsing: a line is kept only if it has the format, names an attribute it was given, and has a
    sentence of reasonable length that is not a copy of the prompt; everything else is dropped and counted;
 3. self-reflection: the model is asked, for each parsed item, whether it follows from the facts, and the item is
-   accepted only if " Yes" is more likely than " No" under the model;
+   accepted only if "Yes" is more likely than "No" as its reply;
 4. an honest result: if nothing parses, the status says "could not parse" and carries the raw output; there is no
    silent template fallback.
 """
@@ -37,6 +37,7 @@ SUGGESTION: social_proof | Thousands Of Towns Are Copying What This One Did With
 SUGGESTION: curiosity_gap | This Town Banned One Everyday Item. What Happened Next Surprised Everyone
 """
 
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+")  # list markers the model may put before a line
 _LINE = re.compile(r"^\s*(INSIGHT|SUGGESTION)\s*:\s*([A-Za-z_ ]+?)\s*\|\s*(.+?)\s*$")
 
 
@@ -78,15 +79,15 @@ def _facts_suggestion(insights) -> str:
 
 
 def build_prompt(insights, kind: str) -> str:
-    """Role, task, one worked example, then this experiment's facts; the answer starts on the next line."""
+    """Role, task, one worked example, then this experiment's facts (sent as the user turn of the chat template)."""
     if kind == "insight":
         task = ("Task: for each driver, write one line 'INSIGHT: <driver> | <why it made the winning headline "
                 "win>'.")
-        return f"{ROLE}\n{task}\n\n{INSIGHT_EXAMPLE}\n{_facts_insight(insights)}INSIGHT:"
+        return f"{ROLE}\n{task}\n\n{INSIGHT_EXAMPLE}\n{_facts_insight(insights)}"
     if kind == "suggestion":
         task = ("Task: for each missing attribute, write one line 'SUGGESTION: <attribute> | <a new headline for "
                 "the same story that expresses it>'.")
-        return f"{ROLE}\n{task}\n\n{SUGGESTION_EXAMPLE}\n{_facts_suggestion(insights)}SUGGESTION:"
+        return f"{ROLE}\n{task}\n\n{SUGGESTION_EXAMPLE}\n{_facts_suggestion(insights)}"
     raise ValueError(f"unknown narrative kind {kind!r}; choose 'insight' or 'suggestion'")
 
 
@@ -98,12 +99,10 @@ def parse_items(output: str, kind: str, allowed: list[str], existing_texts: list
     examples = {line.split("|", 1)[-1].strip().lower()
                 for line in (INSIGHT_EXAMPLE + SUGGESTION_EXAMPLE).splitlines() if "|" in line}
     items, malformed, seen = [], [], set()
-    # The prompt ends with "PREFIX:", so the first line of the output continues it.
-    lines = (prefix + ":" + output).splitlines()
-    for line in lines:
+    for line in output.splitlines():
         if not line.strip():
             continue
-        match = _LINE.match(line)
+        match = _LINE.match(_BULLET.sub("", line))
         if not match or match.group(1) != prefix:
             malformed.append(line.strip())
             continue
@@ -124,12 +123,12 @@ def parse_items(output: str, kind: str, allowed: list[str], existing_texts: list
 
 
 def reflect(lm, insights, item: NarrativeItem) -> bool:
-    """Self-reflection: does the model itself judge the item consistent with the facts? (" Yes" vs " No")."""
+    """Self-reflection: does the model itself judge the item consistent with the facts? ("Yes" vs "No")."""
     facts = _facts_insight(insights) if item.kind == "insight" else _facts_suggestion(insights)
     claim = item.text if item.kind == "insight" else f'The headline "{item.text}" expresses {item.attribute}.'
     prompt = (f"{ROLE}\n{facts.replace('Answer:', '').rstrip()}\nStatement: {claim}\n"
               f"Question: Is the statement consistent with the facts and specific? Answer Yes or No.\nAnswer:")
-    return lm.rank(prompt, [" Yes", " No"])[0] == 0
+    return lm.rank(prompt, ["Yes", "No"])[0] == 0
 
 
 def narrate(lm, insights, kind: str = "insight", max_new_tokens: int = 96, seed: int = 0,

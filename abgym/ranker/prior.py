@@ -20,7 +20,7 @@ from abgym.ranker.ranker import ContentRanker, RankerConfig
 
 DEFAULT_FILE = "ranker_prior_default.npz"
 # The configuration of RankerPrior.default(): the best variant of experiments/ranker_eval.py (docs/ranker.md).
-DEFAULT_CONFIG = RankerConfig(objective="pairwise", n_components=64, ridge=10.0)
+DEFAULT_CONFIG = RankerConfig(objective="pairwise", n_components=None, ridge=10.0)
 
 
 @dataclass
