@@ -104,3 +104,8 @@ def test_bad_actions_are_named(bad):
 def test_unknown_domain():
     with pytest.raises(ValueError, match="unknown domain 'books'"):
         pa.sentences((0, 0, 0, 0), "books")
+
+
+def test_prompt_without_candidate_list_for_likelihood_scoring():
+    prompt = pa.build_prompt(pa.HAND_WRITTEN, ["H1", "H2"], ["Alpha", "Beta"], "movies", list_candidates=False)
+    assert "Alpha" not in prompt and "Candidate" not in prompt and "1. H1" in prompt and prompt.endswith("Answer:")

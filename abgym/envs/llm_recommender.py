@@ -5,8 +5,9 @@ Every recommender answers ``rank(prompt, candidates, context) -> Ranking``. The 
 of the tests, which needs to know the target to make a problem whose best prompt is known.
 
 The LLM has two modes:
-- ``"score"`` (default): the likelihood of each candidate title after the prompt (``LanguageModel.rank``); always a
-  full ranking, one forward pass per candidate batch.
+- ``"score"`` (default): the likelihood of each candidate title as the model's answer to the prompt
+  (``LanguageModel.rank``, mean log-probability per token, chat template); always a full ranking. The prompt does not
+  list the candidates in this mode (``lists_candidates``).
 - ``"generate"``: the model writes an answer, parsed as an ordered list of candidate numbers or titles. Candidates it
   does not mention are not ranked; an answer naming none is *unparsable*: it scores 0 and is counted in ``stats``.
 
@@ -99,15 +100,19 @@ class LLMRecommender:
         cache_path: str | Path | None = None,
         model_id: str | None = None,
         flush_every: int = 200,
+        chat: bool = True,
     ):
         if mode not in ("score", "generate"):
             raise ValueError(f"unknown LLM ranking mode {mode!r}; choose 'score' or 'generate'")
         if by not in ("mean", "sum"):
             raise ValueError(f"unknown likelihood aggregate {by!r}; choose 'mean' or 'sum'")
         self.lm = language_model
-        self.mode, self.by, self.max_new_tokens = mode, by, max_new_tokens
+        self.mode, self.by, self.max_new_tokens, self.chat = mode, by, max_new_tokens, chat
         self.model_id = model_id or getattr(language_model, "name", None) or type(language_model).__name__
         self.name = f"llm-{mode}"
+        # Scoring gives the candidates as the answers to score, so the prompt need not list them (see
+        # prompt_actions.assemble_prompt); a generated answer can only name candidates the prompt lists.
+        self.lists_candidates = mode == "generate"
         self.stats = RankerStats()
         self.cache_path = Path(cache_path) if cache_path else None
         self.flush_every = flush_every
@@ -123,7 +128,7 @@ class LLMRecommender:
 
     def rank(self, prompt: str, candidates: Sequence[str], context: RankingContext | None = None) -> Ranking:
         self.stats.calls += 1
-        key = ranking_key(self.model_id, f"{self.mode}/{self.by}", prompt, candidates)
+        key = ranking_key(self.model_id, f"{self.mode}/{self.by}" + ("" if self.chat else "/raw"), prompt, candidates)
         if key in self._cache:
             self.stats.cache_hits += 1
             order, parsed, answer = self._cache[key]
@@ -143,9 +148,13 @@ class LLMRecommender:
         if self.mode == "score":
             # The model's chat template makes the prompt the user's turn; each title is scored as the start of the
             # assistant's answer.
-            order = self.lm.rank(prompt, list(candidates), by=self.by)
+            if self.chat:
+                order = self.lm.rank(prompt, list(candidates), by=self.by)
+            else:  # raw text: the title continues "Answer:" after a space
+                order = self.lm.rank(prompt, [f" {c}" for c in candidates], by=self.by, chat=False)
             return [int(i) for i in order], True, None
-        answer = self.lm.generate([prompt], max_new_tokens=self.max_new_tokens, temperature=0.0, seed=0)[0]
+        answer = self.lm.generate([prompt], max_new_tokens=self.max_new_tokens, temperature=0.0, seed=0,
+                                  **({} if self.chat else {"chat": False}))[0]
         order = parse_ranking(answer, candidates)
         return list(order), bool(order), answer
 

@@ -112,25 +112,36 @@ ANSWER_CUE = "Answer:"
 
 
 def assemble_prompt(
-    chosen: Sequence[str], history_titles: Sequence[str], candidate_titles: Sequence[str], domain: str = "movies"
+    chosen: Sequence[str],
+    history_titles: Sequence[str],
+    candidate_titles: Sequence[str],
+    domain: str = "movies",
+    list_candidates: bool = True,
 ) -> str:
     """Role, history (the titles given, oldest first), candidates, reasoning guidance, output format, answer cue.
 
-    ``chosen`` are the four sentences (possibly rewritten by RPP+); the history is cut by the caller."""
+    ``chosen`` are the four sentences (possibly rewritten by RPP+); the history is cut by the caller. With
+    ``list_candidates=False`` the candidates are left out: likelihood scoring gives them as the answers to score,
+    and listing them too makes a small model score every listed title alike (measured: NDCG@10 0.44 with the list,
+    0.56 without, hand-written prompt, 15 validation users of ML-100K, SmolLM2-135M)."""
     role, history_intro, reasoning, output = chosen
     nouns = domain_of(domain).nouns
-    return (
-        f"{role}\n\n{history_intro}\n{numbered(history_titles)}\n\n"
-        f"Candidate {nouns}:\n{numbered(candidate_titles)}\n\n{reasoning}\n{output}\n{ANSWER_CUE}"
-    )
+    listed = f"Candidate {nouns}:\n{numbered(candidate_titles)}\n\n" if list_candidates else ""
+    return f"{role}\n\n{history_intro}\n{numbered(history_titles)}\n\n{listed}{reasoning}\n{output}\n{ANSWER_CUE}"
 
 
 def build_prompt(
-    actions: Sequence[int], history_titles: Sequence[str], candidate_titles: Sequence[str], domain: str = "movies"
+    actions: Sequence[int],
+    history_titles: Sequence[str],
+    candidate_titles: Sequence[str],
+    domain: str = "movies",
+    list_candidates: bool = True,
 ) -> str:
     """The prompt chosen by ``actions``; the history is cut to the most recent items its action asks for."""
     n = history_length(actions)
-    return assemble_prompt(sentences(actions, domain), list(history_titles)[-n:], candidate_titles, domain)
+    return assemble_prompt(
+        sentences(actions, domain), list(history_titles)[-n:], candidate_titles, domain, list_candidates
+    )
 
 
 def all_actions() -> list[tuple[int, int, int, int]]:

@@ -193,9 +193,10 @@ class PromptTask:
         actions = pa.check_actions(actions)
         history = self.titles(case.recent_history(pa.history_length(actions)))
         candidates = self.titles(case.candidates)
+        listed = getattr(self.recommender, "lists_candidates", True)
         if chosen is None:
-            return pa.build_prompt(actions, history, candidates, self.domain)
-        return pa.assemble_prompt(chosen, history, candidates, self.domain)
+            return pa.build_prompt(actions, history, candidates, self.domain, listed)
+        return pa.assemble_prompt(chosen, history, candidates, self.domain, listed)
 
     def context(self, case: UserCase, actions: Sequence[int]) -> RankingContext:
         popularity = tuple(float(self.data.popularity.get(i, 0)) for i in case.candidates)
