@@ -103,3 +103,16 @@ def test_render_shows_the_prompt():
     env.step(np.array([0, 1, 0, 0]))
     text = env.render()
     assert "recommender system" in text and "Answer:" in text and "NDCG@10" in text
+
+
+@pytest.mark.slow
+def test_real_llm_and_embedder_episode():
+    """The default env: ML-100K, MiniLM, SmolLM2 likelihood scoring (skips where data or models are missing)."""
+    try:
+        env = gymnasium.make("abgym/PromptPersonalization-v0", config={"rounds": 1, "ranking_cache": False})
+    except (FileNotFoundError, ImportError) as error:
+        pytest.skip(f"real data or models unavailable: {error}")
+    obs, info = env.reset(seed=0)
+    assert obs["user"].shape == (384,) and np.isclose(np.linalg.norm(obs["user"]), 1.0, atol=1e-4)
+    obs, reward, terminated, _, info = env.step(np.array([0, 1, 0, 0]))
+    assert terminated and sorted(info["ranking"]) == list(range(10)) and 0.0 < reward <= 1.0
