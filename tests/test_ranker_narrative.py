@@ -61,7 +61,13 @@ def test_self_reflection_accepts_or_rejects_and_failure_is_honest():
     assert rejected.rejected[0].reason == "self-reflection answered No"
     garbage = narrate(ScriptedLM("lorem ipsum dolor"), sample_insights(), "insight")
     assert garbage.status == "could not parse" and garbage.items == [] and garbage.raw_output == "lorem ipsum dolor"
-    # A suggestion that copies a tested headline is dropped, not accepted.
+    # Off-topic suggestions (the few-shot example's story) and copies of a tested headline are dropped.
+    off = narrate(ScriptedLM("suggestion: family_children | This Town Bans Plastic Bags For Good"),
+                  sample_insights(), "suggestion")
+    assert off.status == "could not parse" and "off topic" in off.malformed_lines[0]
+    on = narrate(ScriptedLM("Suggestion: family children | What This Dad Did Next Will Make Every Parent Smile"),
+                 sample_insights(), "suggestion")
+    assert on.status == "ok" and on.items[0].attribute == "family_children"
     copy = narrate(ScriptedLM("SUGGESTION: family_children | A Dad Did Something"), sample_insights(), "suggestion")
     assert copy.status == "could not parse" and "copies an existing headline" in copy.malformed_lines[0]
 
@@ -79,3 +85,17 @@ def test_tiny_language_model_output_goes_through_the_pipeline():
     assert all(item.attribute == "curiosity_gap" for item in result.items + result.rejected)
     if result.status == "could not parse":
         assert result.items == [] and (result.malformed_lines or not result.raw_output.strip())
+
+
+@pytest.mark.slow
+def test_real_smollm2_insights_are_parsed_or_reported_as_unparseable():
+    from abgym.llm import LanguageModel
+
+    lm = LanguageModel.load()
+    result = narrate(lm, sample_insights(), "insight", max_new_tokens=48)
+    assert result.status in ("ok", "could not parse", "all rejected by self-reflection")
+    assert result.raw_output.strip()                     # the real model does answer
+    for item in result.items + result.rejected:
+        assert item.attribute == "curiosity_gap" and 4 <= len(item.text.split()) <= 40
+    if result.status == "could not parse":
+        assert result.malformed_lines                    # what it wrote is kept for the reader

@@ -6,7 +6,8 @@ pipeline is deliberately defensive, because a small model (SmolLM2-135M) often d
 1. role conditioning and few-shot examples in a fixed line format (``INSIGHT: <attribute> | <sentence>`` or
    ``SUGGESTION: <attribute> | <new headline>``), with the facts listed in the prompt;
 2. rule-based parsing: a line is kept only if it has the format, names an attribute it was given, and has a
-   sentence of reasonable length that is not a copy of the prompt; everything else is dropped and counted;
+   sentence of reasonable length that is not a copy of the prompt or of a tested headline (and, for a
+   suggestion, shares a content word with the tested headlines: the same story); the rest is dropped and counted;
 3. self-reflection: the model is asked, for each parsed item, whether it follows from the facts, and the item is
    accepted only if "Yes" is more likely than "No" as its reply;
 4. an honest result: if nothing parses, the status says "could not parse" and carries the raw output; there is no
@@ -38,7 +39,17 @@ SUGGESTION: curiosity_gap | This Town Banned One Everyday Item. What Happened Ne
 """
 
 _BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+")  # list markers the model may put before a line
-_LINE = re.compile(r"^\s*(INSIGHT|SUGGESTION)\s*:\s*([A-Za-z_ ]+?)\s*\|\s*(.+?)\s*$")
+_LINE = re.compile(r"^\s*(INSIGHT|SUGGESTION)\s*:\s*([A-Za-z_ ]+?)\s*\|\s*(.+?)\s*$", re.IGNORECASE)
+_WORD = re.compile(r"[a-z']{3,}")
+_STOP = {"the", "and", "you", "for", "are", "was", "but", "not", "all", "can", "did", "has", "had", "his", "her",
+         "its", "our", "who", "why", "how", "one", "out", "get", "got", "him", "she", "too", "yet", "way", "won't",
+         "don't", "can't", "it's", "this", "that", "with", "what", "when", "they", "their", "them", "your", "from", "have", "will", "just",
+         "about", "these", "those", "there", "here", "were", "been", "into", "more", "than", "then", "only", "some",
+         "ever", "after", "before", "over", "because", "which", "would", "could", "should", "does", "doesn't"}
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
 @dataclass
@@ -96,6 +107,7 @@ def parse_items(output: str, kind: str, allowed: list[str], existing_texts: list
     prefix = "INSIGHT" if kind == "insight" else "SUGGESTION"
     allowed_set = {a.lower() for a in allowed}
     existing = {t.strip().lower() for t in existing_texts}
+    topic = set().union(*(_content_words(t) for t in existing_texts)) if existing_texts else set()
     examples = {line.split("|", 1)[-1].strip().lower()
                 for line in (INSIGHT_EXAMPLE + SUGGESTION_EXAMPLE).splitlines() if "|" in line}
     items, malformed, seen = [], [], set()
@@ -103,7 +115,7 @@ def parse_items(output: str, kind: str, allowed: list[str], existing_texts: list
         if not line.strip():
             continue
         match = _LINE.match(_BULLET.sub("", line))
-        if not match or match.group(1) != prefix:
+        if not match or match.group(1).upper() != prefix:
             malformed.append(line.strip())
             continue
         attribute = match.group(2).strip().lower().replace(" ", "_")
@@ -113,6 +125,8 @@ def parse_items(output: str, kind: str, allowed: list[str], existing_texts: list
                    else "too short or too long" if not 4 <= words <= 40
                    else "copies an existing headline" if text.lower() in existing
                    else "copies the prompt's example" if text.lower() in examples
+                   else "off topic (no word in common with the tested headlines)"
+                   if kind == "suggestion" and topic and not (_content_words(text) & topic)
                    else "duplicate" if (attribute, text.lower()) in seen else "")
         if problem:
             malformed.append(f"{line.strip()}  [{problem}]")
