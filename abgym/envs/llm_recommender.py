@@ -198,17 +198,18 @@ class RandomRecommender:
 class SyntheticPromptRecommender:
     """A made-up recommender whose quality depends on the prompt's actions, with a known best prompt (for tests).
 
-    Each pattern whose action equals ``best_actions`` raises the quality q by 1/4. The target is placed at a rank
-    drawn uniformly from the first ``ceil(n * (1 - 0.9 q))`` positions, so the best prompt always ranks it first and
-    a prompt matching no pattern ranks it uniformly at random. Draws are seeded by the prompt and candidates. It
-    reads the target from the context: it is an oracle-made benchmark, not a recommender.
+    Each pattern whose action equals ``best_actions`` raises the quality q by 1/4, and the target's rank falls from
+    about ``n - 1`` (q = 0) to 0 (q = 1): rank ``floor((1 - q) * (n - 1) + noise * u)``, u uniform in [0, 1), clipped.
+    The other candidates are shuffled. Draws are seeded by the prompt and candidates. It reads the target from the
+    context: it is an oracle-made benchmark with a known best prompt, not a recommender.
     """
 
     name = "synthetic"
 
-    def __init__(self, best_actions: Sequence[int] = (3, 2, 7, 1), seed: int = 0):
+    def __init__(self, best_actions: Sequence[int] = (3, 2, 7, 1), seed: int = 0, noise: float = 2.0):
         self.best_actions = tuple(best_actions)
         self.seed = seed
+        self.noise = noise
 
     def quality(self, actions: Sequence[int]) -> float:
         return float(np.mean([a == b for a, b in zip(actions, self.best_actions)]))
@@ -218,8 +219,10 @@ class SyntheticPromptRecommender:
             raise ValueError("the synthetic recommender needs context.target_index and context.actions")
         n = len(candidates)
         rng = np.random.default_rng(int(ranking_key(str(self.seed), "synthetic", prompt, candidates)[:16], 16))
-        span = max(1, int(np.ceil(n * (1 - 0.9 * self.quality(context.actions)))))
-        target_rank = int(rng.integers(span))
+        quality = self.quality(context.actions)
+        target_rank = int(np.clip(np.floor((1 - quality) * (n - 1) + self.noise * rng.random()), 0, n - 1))
+        if quality == 1.0:
+            target_rank = 0
         others = [i for i in rng.permutation(n).tolist() if i != context.target_index]
         others.insert(target_rank, context.target_index)
         return Ranking(tuple(others))
