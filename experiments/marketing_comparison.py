@@ -7,7 +7,7 @@ how it recovers after each regime shift (regret in the window after the shift, a
 regret is back to its pre-shift level). Mean and 95% t-interval over seeds.
 
     python experiments/marketing_comparison.py --quick --out results/marketing-quick
-    abgym marketing compare --seeds 5 --arrivals 4000 --out results/marketing
+    abgym marketing compare --seeds 5 --arrivals 3000 --out results/marketing
 
 Outputs in ``--out``: ``per_run.csv`` (one row per agent, drift and seed), ``summary.csv`` and ``summary.md``
 (mean and 95% interval), ``curves.npz`` (cumulative regret per step), ``regret_drift-*.png`` (cumulative regret,
@@ -38,7 +38,7 @@ ALL_AGENTS = MAIN_AGENTS + EXTRA_AGENTS
 class ComparisonConfig:
     agents: list[str] = field(default_factory=lambda: list(MAIN_AGENTS))
     seeds: list[int] = field(default_factory=lambda: [100, 101, 102, 103, 104])  # 0-2 were used for tuning
-    arrivals: int = 4000
+    arrivals: int = 3000
     drift: list[str] = field(default_factory=lambda: ["off", "on"])
     prior: str = "auto"                 # "auto": with and without the ranker prior if it can be loaded; "on"; "off"
     env_config: dict = field(default_factory=dict)
@@ -417,27 +417,39 @@ def plot(out: Path, config: ComparisonConfig, summary, curves, shifts_by_run) ->
     labels = sorted({entry["agent"] for entry in summary}, key=_order)
     colors = {label: plt.cm.tab20(i % 20) for i, label in enumerate(labels)}
     for drift in config.drift:
-        figure, axis = plt.subplots(figsize=(9, 5.5))
+        # Top: mean over seeds (shift times differ between seeds, so they are ticks along the axis, one row per
+        # seed). Bottom: the first seed alone, with its own regime shifts as vertical lines.
+        figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 9), sharex=True)
         for label in labels:
             runs = [curves[f"{drift}/{label}/{seed}"] for seed in config.seeds if f"{drift}/{label}/{seed}" in curves]
             if not runs:
                 continue
             stacked = np.stack(runs)
             mean = stacked.mean(0)
-            axis.plot(mean, label=label, color=colors[label], lw=1.6)
+            top.plot(mean, label=label, color=colors[label], lw=1.6)
             if len(runs) > 1:
-                spread = stacked.std(0, ddof=1) / np.sqrt(len(runs)) * 1.96
-                axis.fill_between(np.arange(mean.size), mean - spread, mean + spread, color=colors[label], alpha=0.15)
-        shift_steps = sorted({t for key, shifts in shifts_by_run.items() if key.startswith(drift + "/")
-                              for t in shifts})
-        for i, t in enumerate(shift_steps):
-            axis.axvline(t, color="black", ls="--", lw=0.8, label="regime shift" if i == 0 else None)
-        axis.set(xlabel="user arrivals", ylabel="cumulative regret vs per-user oracle",
-                 title=f"Cumulative regret, drift {drift} (mean and 95% band over {len(config.seeds)} seeds)")
-        axis.legend(fontsize=8, ncol=2)
+                spread = stacked.std(0, ddof=1) / np.sqrt(len(runs)) * 2.0
+                top.fill_between(np.arange(mean.size), mean - spread, mean + spread, color=colors[label], alpha=0.12)
+            first = f"{drift}/{label}/{config.seeds[0]}"
+            if first in curves:
+                bottom.plot(curves[first], label=label, color=colors[label], lw=1.4)
+        reference = labels[0]
+        for row, seed in enumerate(config.seeds):
+            shifts = shifts_by_run.get(f"{drift}/{reference}/{seed}", [])
+            top.plot(shifts, np.full(len(shifts), -0.02 - 0.025 * row), "|", color="black", ms=7,
+                     transform=top.get_xaxis_transform(), clip_on=False,
+                     label="regime shifts (one row per seed)" if row == 0 and shifts else None)
+        for i, t in enumerate(shifts_by_run.get(f"{drift}/{reference}/{config.seeds[0]}", [])):
+            bottom.axvline(t, color="black", ls="--", lw=0.8, label="regime shift" if i == 0 else None)
+        top.set(ylabel="cumulative regret vs per-user oracle",
+                title=f"Cumulative regret, drift {drift}: mean and ~95% band over {len(config.seeds)} seeds")
+        bottom.set(xlabel="user arrivals", ylabel="cumulative regret",
+                   title=f"seed {config.seeds[0]} alone, its regime shifts marked")
+        top.legend(fontsize=7, ncol=3)
+        bottom.legend(fontsize=7, ncol=3)
         figure.tight_layout()
         with atomic_write(out / f"regret_drift-{drift}.png") as handle:
-            figure.savefig(handle, format="png", dpi=110)
+            figure.savefig(handle, format="png", dpi=100)
         plt.close(figure)
     figure, axes = plt.subplots(1, len(config.drift), figsize=(6 * len(config.drift), 5), squeeze=False)
     for axis, drift in zip(axes[0], config.drift):
@@ -458,11 +470,12 @@ QUICK = dict(agents=MAIN_AGENTS, seeds=[100, 101], arrivals=600, drift=["off", "
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--agents", nargs="+", choices=ALL_AGENTS, help=f"agents (default: {' '.join(MAIN_AGENTS)})")
+    parser.add_argument("--agents", nargs="+", choices=ALL_AGENTS, metavar="AGENT",
+                        help=f"agents, from: {' '.join(ALL_AGENTS)} (default: {' '.join(MAIN_AGENTS)})")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 5)")
     parser.add_argument("--first-seed", type=int, default=100,
                         help="seeds are first-seed .. first-seed + seeds - 1 (default: %(default)s; 0-2 tuned the bandits)")
-    parser.add_argument("--arrivals", type=int, default=None, help="user arrivals per run (default: 4000)")
+    parser.add_argument("--arrivals", type=int, default=None, help="user arrivals per run (default: 3000)")
     parser.add_argument("--drift", nargs="+", choices=["off", "on"], help="drift settings (default: off on)")
     parser.add_argument("--prior", choices=["auto", "on", "off"], default="auto",
                         help="ranker prior for the bandits: auto = with and without, if it loads (default: auto)")

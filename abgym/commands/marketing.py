@@ -1,7 +1,7 @@
 """``abgym marketing compare``: the personalized-marketing comparison (classical A/B, bandits, PPO, RL-LLM-AB).
 
     abgym marketing compare --quick --out results/marketing-quick      # the CI version, about a minute
-    abgym marketing compare --seeds 5 --arrivals 4000 --out results/marketing
+    abgym marketing compare --seeds 5 --arrivals 3000 --out results/marketing
     tensorboard --logdir results/marketing/runs
 
 The experiment itself is ``experiments/marketing_comparison.py`` in the source checkout (it is a study, not part of
