@@ -33,9 +33,10 @@ def test_evaluate_predictions_and_random_baseline():
     np.testing.assert_allclose(report.random_top1, [1 / 3, 1 / 4])
     with pytest.raises(ValueError, match="predictions for"):
         evaluate_predictions([np.array([1, 2])], experiments[:1])
-    many = [make(str(i), [10, 20, 30, 40]) for i in range(2000)]
+    many = [make(str(i), [10, 20, 30, 40]) for i in range(600)]
     summary = random_report(many, seed=3).summary()
-    assert abs(summary["top1"] - 0.25) < 0.03 and abs(summary["spearman"]) < 0.03
+    assert abs(summary["top1"] - 0.25) < 0.05 and abs(summary["spearman"]) < 0.05
+    assert summary["random_top1"] == 0.25
 
 
 @given(st.lists(st.floats(-1, 1), min_size=2, max_size=50), st.integers(0, 100))

@@ -66,3 +66,19 @@ def test_prior_bad_input(planted, tmp_path):
         RankerPrior.load(ranker.save(tmp_path / "plain.npz"), embedder=embedder)
     with pytest.raises(ValueError, match="at least 5"):
         calibrate(ranker, experiments[:3])
+
+
+def test_default_prior_refits_a_stale_cache(planted, tmp_path, monkeypatch):
+    import abgym.ranker.prior as prior_module
+
+    experiments, embedder, _ = planted
+    monkeypatch.setenv("ABGYM_CACHE_DIR", str(tmp_path))
+    stale = RankerPrior.fit(experiments[:60], RankerConfig(n_components=3), embedder=embedder)
+    stale.save(tmp_path / "ranker" / prior_module.DEFAULT_FILE)
+    calls = []
+    monkeypatch.setattr(RankerPrior, "fit", classmethod(lambda cls, exps, config=None, **kw: calls.append(config)
+                                                         or stale))
+    monkeypatch.setattr("abgym.data.upworthy.load_experiments", lambda **kw: experiments[:60])
+    monkeypatch.setattr(ContentRanker, "embedder", property(lambda self: embedder))
+    RankerPrior.default()
+    assert calls == [prior_module.DEFAULT_CONFIG]   # stale configuration: refitted with the default one

@@ -141,7 +141,13 @@ class RankerPrior:
 
         path = cache_dir("ranker") / DEFAULT_FILE
         if path.is_file() and not refresh:
-            return cls.load(path)
+            try:
+                prior = cls.load(path)
+            except ValueError:  # unreadable or from another format version: refit below
+                prior = None
+            # A cache written with another default configuration is stale: refit rather than serve it.
+            if prior is not None and prior.ranker.config == DEFAULT_CONFIG:
+                return prior
         prior = cls.fit(load_experiments(split="train", merge_identical=("headline",)), DEFAULT_CONFIG)
         prior.save(path)
         return prior
