@@ -80,6 +80,8 @@ def test_options_choose_user_and_errors_are_clear():
         env.step({"role": 0})
     with pytest.raises(ValueError, match="agent 'reasoning'"):
         env.step({"role": 0, "history": 0, "reasoning": 9, "format": 0})
+    with pytest.raises(ValueError, match="agent 'role'"):
+        env.step({"role": 1.5, "history": 0, "reasoning": 0, "format": 0})
     with pytest.raises(ValueError, match="not in split"):
         env.reset(options={"user_id": "nobody"})
     gym_env = PromptPersonalizationEnv(FAST)

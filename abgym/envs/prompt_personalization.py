@@ -351,7 +351,10 @@ class PromptPersonalizationParallelEnv(ParallelEnv):
         chosen = []
         for agent in self.agents:
             action = actions[agent]
-            if not self.action_space(agent).contains(np.int64(action)) or np.ndim(action) != 0:
+            integral = isinstance(action, (int, np.integer)) or (
+                isinstance(action, np.ndarray) and action.ndim == 0 and np.issubdtype(action.dtype, np.integer)
+            )
+            if not integral or not self.action_space(agent).contains(np.int64(action)):
                 raise ValueError(
                     f"action {action!r} of agent {agent!r} is not in {self.action_space(agent)} "
                     f"(an integer 0..{self.action_space(agent).n - 1})"
