@@ -92,6 +92,7 @@ def test_extractor_scores_each_variant_for_any_k(n_variants):
     torch.testing.assert_close(extractor(permuted)[0, :n_variants], features[0, order], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow  # a 3,000-step training run: about 20 s on an idle core
 def test_ppo_learns_the_segment_preferences():
     env = ToyMarketingEnv()
     agent = ActorCriticAgent(env, "ppo", seed=0, hidden=32)
