@@ -329,6 +329,7 @@ def run_comparison(config: ComparisonConfig, log=print) -> dict:
                     writer.close()
                 metrics = run_metrics(recorder, config.recovery_window)
                 rows.append({"agent": label, "drift": drift, "seed": seed, **metrics, "seconds": seconds})
+                write_rows(out / "per_run.csv", rows)  # after every run, so that an interrupted study keeps its runs
                 curves[f"{drift}/{label}/{seed}"] = np.cumsum(recorder.regret[:recorder.t])
                 curves[f"{drift}/{label}/{seed}/revenue"] = recorder.revenue[:recorder.t]
                 shifts_by_run[f"{drift}/{label}/{seed}"] = recorder.shifts
@@ -381,13 +382,19 @@ def markdown_table(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(out: Path, config: ComparisonConfig, rows, summary, curves, shifts_by_run, prior_note) -> None:
+def write_rows(path: Path, rows: list[dict]) -> None:
     from abgym.paths import atomic_write
 
-    with atomic_write(out / "per_run.csv", "w") as handle:
+    with atomic_write(path, "w") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def write_outputs(out: Path, config: ComparisonConfig, rows, summary, curves, shifts_by_run, prior_note) -> None:
+    from abgym.paths import atomic_write
+
+    write_rows(out / "per_run.csv", rows)
     with atomic_write(out / "summary.csv", "w") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(summary[0]))
         writer.writeheader()
