@@ -54,11 +54,14 @@ def _model_path(arg):
 
 
 def _load_or_fit(args):
-    from abgym.ranker.ranker import ContentRanker
+    from abgym.ranker.ranker import ContentRanker, RankerFileError
 
     path = _model_path(args.model)
     if path.is_file():
-        return ContentRanker.load(path), path
+        try:
+            return ContentRanker.load(path), path
+        except RankerFileError as error:
+            raise SystemExit(f"error: {error}") from error
     if args.model:
         raise SystemExit(f"error: no ranker at {path}; fit one with `abgym ranker fit --out {path}`")
     print(f"no fitted ranker at {path} yet: fitting the default one (abgym ranker fit)")
@@ -114,7 +117,7 @@ def run_explain(args) -> int:
     import numpy as np
 
     from abgym.paths import atomic_write
-    from abgym.ranker.attributes import AttributeSpace, load_lexicon
+    from abgym.ranker.attributes import AttributeSpace, LexiconError, load_lexicon
     from abgym.ranker.chart import contribution_chart
     from abgym.ranker.impact import fit_impact
     from abgym.ranker.insights import explain_experiment
@@ -127,7 +130,11 @@ def run_explain(args) -> int:
         raise SystemExit(f"error: no experiment {args.experiment!r} with at least two distinct headlines in "
                          f"{args.data or 'the shipped Upworthy subset'}; ids look like {sample}")
     experiment = matches[0]
-    space = AttributeSpace(ranker.embedder, load_lexicon(args.lexicon), reference_mean=ranker.mu)
+    try:
+        lexicon = load_lexicon(args.lexicon)
+    except LexiconError as error:
+        raise SystemExit(f"error: {error}") from error
+    space = AttributeSpace(ranker.embedder, lexicon, reference_mean=ranker.mu)
     corpus = ranker.embed([t for e in _experiments(args, "train") for t in e.texts(ranker.config.fields)])
     impact = fit_impact(ranker, space, corpus)
     targets = np.quantile(space.scores_from_embeddings(corpus), 0.9, axis=0)
