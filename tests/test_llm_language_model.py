@@ -55,6 +55,21 @@ def test_a_candidate_scores_the_same_alone_or_in_a_batch(tiny):
     np.testing.assert_allclose(alone.sum_logprob[0], together.sum_logprob[1], atol=1e-5)
 
 
+def test_reusing_the_previous_prompts_prefix_changes_no_score(tiny):
+    fresh = LanguageModel(tiny.model, tiny.tokenizer, name="no reuse", reuse_prompt_prefix=False)
+    prompts = [PROMPT, PROMPT.replace("Up", "Cars"), PROMPT.replace("Up", "Cars"), "Something else entirely."]
+    reused = []
+    for prompt in prompts:
+        with_reuse = tiny.score(prompt, TITLES)
+        reused.append(tiny.last_prompt_tokens_reused)
+        assert_same_scores(with_reuse, fresh.score(prompt, TITLES), atol=1e-5)
+        assert_same_scores(with_reuse, tiny.score_naive(prompt, TITLES), atol=1e-5)
+    n_tokens = len(tiny._encode(tiny.format_prompt(prompts[2])))
+    assert 0 < reused[1] < n_tokens - 1  # the template and "The user watched Toy Story, Finding Nemo and"
+    assert reused[2] == n_tokens - 1  # the same prompt again: all but the last token
+    assert fresh.last_prompt_tokens_reused == 0
+
+
 def test_rank_orders_by_score_and_keeps_ties_in_order(tiny):
     result = tiny.score(PROMPT, TITLES)
     assert tiny.rank(PROMPT, TITLES) == list(np.argsort(-result.mean_logprob, kind="stable"))
@@ -114,6 +129,7 @@ def test_sampling_is_reproducible_under_a_seed_and_leaves_global_rng_alone(tiny)
     first = tiny.generate(prompts, max_new_tokens=8, temperature=1.0, seed=7)
     assert first == tiny.generate(prompts, max_new_tokens=8, temperature=1.0, seed=7)
     assert first != tiny.generate(prompts, max_new_tokens=8, temperature=1.0, seed=8)
+    assert first != tiny.generate(prompts, max_new_tokens=8, temperature=1.0, seed=7, top_k=0)
     assert torch.equal(state, torch.get_rng_state())
 
 
@@ -131,6 +147,7 @@ def test_repetition_penalty_changes_greedy_output(tiny):
         ({"temperature": -1.0}, "temperature"),
         ({"repetition_penalty": 0.0}, "repetition_penalty"),
         ({"temperature": 1.0, "top_p": 0.0}, "top_p"),
+        ({"temperature": 1.0, "top_k": -1}, "top_k"),
     ],
 )
 def test_bad_generation_settings_are_named(tiny, kwargs, message):

@@ -44,11 +44,16 @@ class ScoreResult:
 class LanguageModel:
     """A causal language model with its tokenizer; build it with :meth:`load` (the real one) or :meth:`tiny`."""
 
-    def __init__(self, model, tokenizer, *, name: str):
+    def __init__(self, model, tokenizer, *, name: str, reuse_prompt_prefix: bool = True):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
         self.context_length: int = int(model.config.max_position_embeddings)
+        # score() keeps the key-value cache of its last prompt and reuses the part a new prompt shares with it
+        # (the chat template's system turn, a recommender's fixed instructions): those tokens are not recomputed.
+        self.reuse_prompt_prefix = reuse_prompt_prefix
+        self.last_prompt_tokens_reused = 0
+        self._last_prompt: tuple[list[int], list] | None = None  # (token ids, [(keys, values) per layer])
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
@@ -208,7 +213,16 @@ class LanguageModel:
 
         # 1. The prompt, once: its key-value cache, and the logits of its last position (they predict every
         #    continuation's first token). logits_to_keep=1 skips the vocabulary projection of the other positions.
-        prompt = self.model(input_ids=torch.tensor([prompt_ids]), use_cache=True, logits_to_keep=1)
+        #    The tokens it shares with the previous prompt come from that prompt's cache (at least one is computed).
+        reused, past = self._shared_prefix(prompt_ids), None
+        if reused:
+            past = DynamicCache(ddp_cache_data=[(k[:, :, :reused], v[:, :, :reused]) for k, v in self._last_prompt[1]])
+        prompt = self.model(
+            input_ids=torch.tensor([prompt_ids[reused:]]), past_key_values=past, use_cache=True, logits_to_keep=1
+        )
+        self.last_prompt_tokens_reused = reused
+        if self.reuse_prompt_prefix:
+            self._last_prompt = (prompt_ids, [(k, v) for k, v, *_ in prompt.past_key_values])
 
         # 2. All continuations in one right-padded batch on top of that cache, repeated over the batch. With right
         #    padding, real tokens only attend to the prompt and to earlier real tokens (causal mask), so no
@@ -238,6 +252,16 @@ class LanguageModel:
             offset += len(ids) - 1
         return out
 
+    def _shared_prefix(self, prompt_ids: list[int]) -> int:
+        """How many leading tokens ``prompt_ids`` shares with the last scored prompt (keeping one to compute)."""
+        if not self.reuse_prompt_prefix or self._last_prompt is None:
+            return 0
+        previous, limit = self._last_prompt[0], min(len(self._last_prompt[0]), len(prompt_ids) - 1)
+        common = 0
+        while common < limit and previous[common] == prompt_ids[common]:
+            common += 1
+        return common
+
     # ------------------------------------------------------------------------------------------------ generation
     def generate(
         self,
@@ -248,10 +272,12 @@ class LanguageModel:
         repetition_penalty: float = 1.1,
         *,
         top_p: float = 1.0,
+        top_k: int = 50,
         chat: bool = True,
     ) -> list[str]:
-        """Replies to ``prompts`` in one left-padded batch. Greedy at ``temperature=0``; otherwise sampled, and the
-        same ``seed`` (with the same batch) gives the same texts without touching torch's global random state."""
+        """Replies to ``prompts`` in one left-padded batch. Greedy at ``temperature=0``; otherwise sampled from the
+        ``top_k`` most likely tokens (0: all) within nucleus ``top_p``, and the same ``seed`` (with the same batch)
+        gives the same texts without touching torch's global random state."""
         import torch
         from transformers import GenerationConfig
 
@@ -271,6 +297,8 @@ class LanguageModel:
             raise ValueError(f"repetition_penalty must be > 0 (1.0 is none), got {repetition_penalty}")
         if not 0 < top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if top_k < 0:
+            raise ValueError(f"top_k must be >= 0 (0 keeps every token), got {top_k}")
 
         encoded = []
         for prompt in prompts:
@@ -287,7 +315,7 @@ class LanguageModel:
             do_sample=sample,
             temperature=temperature if sample else None,
             top_p=top_p if sample else None,
-            top_k=None,
+            top_k=top_k if sample else None,  # 0 is "off"; None would fall back to transformers' default of 50
             repetition_penalty=repetition_penalty,
             pad_token_id=pad,
             eos_token_id=self.tokenizer.eos_token_id,
