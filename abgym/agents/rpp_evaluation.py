@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -167,7 +168,8 @@ def run_evaluation(settings: EvaluationSettings, out: str | Path, *, language_mo
     training_logs: dict[int, dict] = {}
     rewriter = None
     if settings.rpp_plus and hasattr(recommender, "lm"):
-        rewriter = SentenceRewriter(recommender.lm, cache_path=cache_dir("rpp") / f"rewrites-{recommender.model_id}.json")
+        model = re.sub(r"[^A-Za-z0-9._-]+", "_", str(recommender.model_id))
+        rewriter = SentenceRewriter(recommender.lm, cache_path=cache_dir("rpp") / f"rewrites-{model}.json")
 
     def save(stage: str) -> None:
         """Write every output after each stage, so that a run stopped at a deadline keeps what it measured."""

@@ -253,6 +253,7 @@ class SentenceRewriter:
         )
 
     def rewrite(self, sentence: str) -> str:
+        """The rewritten sentence, or the sentence itself when the rewrite is rejected (counted per call)."""
         if sentence not in self.cache:
             answer = self.language_model.generate(
                 [self.instruction(sentence)], max_new_tokens=self.max_new_tokens, temperature=0.0, seed=0
