@@ -92,10 +92,31 @@ def test_real_smollm2_insights_are_parsed_or_reported_as_unparseable():
     from abgym.llm import LanguageModel
 
     lm = LanguageModel.load()
-    result = narrate(lm, sample_insights(), "insight", max_new_tokens=48)
+    result = narrate(lm, sample_insights(), "insight", max_new_tokens=32)
     assert result.status in ("ok", "could not parse", "all rejected by self-reflection")
     assert result.raw_output.strip()                     # the real model does answer
     for item in result.items + result.rejected:
         assert item.attribute == "curiosity_gap" and 4 <= len(item.text.split()) <= 40
     if result.status == "could not parse":
         assert result.malformed_lines                    # what it wrote is kept for the reader
+
+
+class PrefillLM(ScriptedLM):
+    """A model exposing the chat formatting: narrate() prefills the line format and the model completes it."""
+
+    def format_prompt(self, prompt, chat=True):
+        return f"<user>{prompt}<assistant>"
+
+    def generate(self, prompts, max_new_tokens=64, temperature=0.0, seed=0, repetition_penalty=1.1, chat=True):
+        assert chat is False and all(p.endswith("curiosity_gap |") for p in prompts)
+        return super().generate(prompts)
+
+
+def test_prefilled_structured_output_keeps_only_the_first_line():
+    lm = PrefillLM("The open question made readers want to find out what the dad did.\nINSIGHT: junk | more")
+    result = narrate(lm, sample_insights(), "insight")
+    assert result.status == "ok" and len(result.items) == 1
+    assert result.raw_output == ("INSIGHT: curiosity_gap | The open question made readers want to find out what "
+                                 "the dad did.")
+    empty = narrate(PrefillLM(""), sample_insights(), "insight")
+    assert empty.status == "could not parse"

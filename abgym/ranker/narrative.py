@@ -4,7 +4,8 @@ The numbers (drivers, opportunities) come from insights.py; the language model o
 pipeline is deliberately defensive, because a small model (SmolLM2-135M) often drifts:
 
 1. role conditioning and few-shot examples in a fixed line format (``INSIGHT: <attribute> | <sentence>`` or
-   ``SUGGESTION: <attribute> | <new headline>``), with the facts listed in the prompt;
+   ``SUGGESTION: <attribute> | <new headline>``), with the facts listed in the prompt; by default the format is
+   enforced by prefilling each answer line up to the "|" so that the model writes only the sentence;
 2. rule-based parsing: a line is kept only if it has the format, names an attribute it was given, and has a
    sentence of reasonable length that is not a copy of the prompt or of a tested headline (and, for a
    suggestion, shares a content word with the tested headlines: the same story); the rest is dropped and counted;
@@ -39,7 +40,7 @@ SUGGESTION: curiosity_gap | This Town Banned One Everyday Item. What Happened Ne
 """
 
 _BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+")  # list markers the model may put before a line
-_LINE = re.compile(r"^\s*(INSIGHT|SUGGESTION)\s*:\s*([A-Za-z_ ]+?)\s*\|\s*(.+?)\s*$", re.IGNORECASE)
+_LINE = re.compile(r"^\s*(INSIGHT|SUGGESTION)\s*:\s*([-A-Za-z_ ]+?)\s*\|\s*(.+?)\s*$", re.IGNORECASE)
 _WORD = re.compile(r"[a-z']{3,}")
 _STOP = {"the", "and", "you", "for", "are", "was", "but", "not", "all", "can", "did", "has", "had", "his", "her",
          "its", "our", "who", "why", "how", "one", "out", "get", "got", "him", "she", "too", "yet", "way", "won't",
@@ -118,7 +119,7 @@ def parse_items(output: str, kind: str, allowed: list[str], existing_texts: list
         if not match or match.group(1).upper() != prefix:
             malformed.append(line.strip())
             continue
-        attribute = match.group(2).strip().lower().replace(" ", "_")
+        attribute = re.sub(r"[ -]+", "_", match.group(2).strip().lower())
         text = match.group(3).strip().strip('"')
         words = len(text.split())
         problem = ("attribute not among those given" if attribute not in allowed_set
@@ -145,12 +146,36 @@ def reflect(lm, insights, item: NarrativeItem) -> bool:
     return lm.rank(prompt, ["Yes", "No"])[0] == 0
 
 
-def narrate(lm, insights, kind: str = "insight", max_new_tokens: int = 96, seed: int = 0,
-            self_reflection: bool = True) -> Narrative:
-    """Generate, parse, reflect. ``kind``: "insight" (why the winner won) or "suggestion" (new variants)."""
+def generate_structured(lm, prompt: str, kind: str, attributes: list[str], max_new_tokens: int, seed: int) -> str:
+    """Structured output by prefilling: the answer line "PREFIX: <attribute> |" is written for the model, one per
+    attribute, and the model only completes the sentence (first line kept). All attributes in one batch."""
+    prefix = "INSIGHT" if kind == "insight" else "SUGGESTION"
+    heads = [f"{prefix}: {name} |" for name in attributes]
+    base = lm.format_prompt(prompt)
+    outputs = lm.generate([base + head for head in heads], max_new_tokens=max_new_tokens, temperature=0.0,
+                          seed=seed, chat=False)
+    lines = []
+    for head, output in zip(heads, outputs):
+        first = output.strip().splitlines()[0].strip() if output.strip() else ""
+        lines.append(f"{head} {first}")
+    return "\n".join(lines)
+
+
+def narrate(lm, insights, kind: str = "insight", max_new_tokens: int = 48, seed: int = 0,
+            self_reflection: bool = True, prefill: bool = True) -> Narrative:
+    """Generate, parse, reflect. ``kind``: "insight" (why the winner won) or "suggestion" (new variants).
+
+    ``prefill`` (default, where the model exposes ``format_prompt``) forces the line format and lets the model
+    write only the sentences; ``prefill=False`` lets it write the whole answer (``max_new_tokens`` then covers
+    every line), which a 135M model rarely gets right (docs/ranker.md).
+    """
     prompt = build_prompt(insights, kind)
     allowed = [d.name for d in (insights.drivers if kind == "insight" else insights.opportunities)]
-    output = lm.generate([prompt], max_new_tokens=max_new_tokens, temperature=0.0, seed=seed)[0]
+    if prefill and allowed and hasattr(lm, "format_prompt"):
+        output = generate_structured(lm, prompt, kind, allowed, max_new_tokens, seed)
+    else:
+        output = lm.generate([prompt], max_new_tokens=max_new_tokens * max(1, len(allowed)), temperature=0.0,
+                             seed=seed)[0]
     items, malformed = parse_items(output, kind, allowed, insights.texts)
     if not items:
         return Narrative("could not parse", [], [], malformed, output)
