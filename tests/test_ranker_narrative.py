@@ -78,7 +78,7 @@ def test_tiny_language_model_output_goes_through_the_pipeline():
     except ImportError:
         pytest.skip("abgym.llm.LanguageModel is not written yet")
     lm = LanguageModel.tiny(seed=0)
-    result = narrate(lm, sample_insights(), "insight", max_new_tokens=24)
+    result = narrate(lm, sample_insights(), "insight", max_new_tokens=8)
     # A random tiny model writes noise: it must be reported as such, never dressed up as an insight.
     assert result.status in ("could not parse", "all rejected by self-reflection", "ok")
     assert result.raw_output is not None
