@@ -123,16 +123,17 @@ def parse_items(output: str, kind: str, allowed: list[str], existing_texts: list
         text = match.group(3).strip().strip('"')
         words = len(text.split())
         problem = ("attribute not among those given" if attribute not in allowed_set
-                   else "too short or too long" if not 4 <= words <= 40
-                   else "copies an existing headline" if text.lower() in existing
+                   else "too short or too long" if not 4 <= words <= (40 if kind == "insight" else 20)
+                   else "more than one headline" if kind == "suggestion" and (";" in text or "|" in text)
+                   else "copies an existing headline" if any(e and e in text.lower() for e in existing)
                    else "copies the prompt's example" if text.lower() in examples
                    else "off topic (no word in common with the tested headlines)"
                    if kind == "suggestion" and topic and not (_content_words(text) & topic)
-                   else "duplicate" if (attribute, text.lower()) in seen else "")
+                   else "duplicate" if text.lower() in seen else "")
         if problem:
             malformed.append(f"{line.strip()}  [{problem}]")
             continue
-        seen.add((attribute, text.lower()))
+        seen.add(text.lower())
         items.append(NarrativeItem("insight" if kind == "insight" else "suggestion", attribute, text))
     return items, malformed
 
