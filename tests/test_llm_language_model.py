@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from abgym.llm import LanguageModel, ModelPackageMissingError, ScoreResult
@@ -46,6 +46,7 @@ def test_shared_prompt_scores_equal_one_forward_per_candidate(tiny, chat):
 @settings(max_examples=10, deadline=None)
 @given(candidates=st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=6))
 def test_shared_prompt_scores_equal_naive_for_any_candidates(tiny, candidates):
+    assume(all(tiny._encode(text) for text in candidates))  # texts of dropped control characters are an error
     assert_same_scores(tiny.score(PROMPT, candidates), tiny.score_naive(PROMPT, candidates), atol=1e-5)
 
 
@@ -83,7 +84,8 @@ def test_rank_orders_by_score_and_keeps_ties_in_order(tiny):
     "candidates, error, message",
     [
         ([], ValueError, "empty list of candidates"),
-        (["Up", ""], ValueError, r"continuations\[1\] is empty"),
+        (["Up", ""], ValueError, r"continuations\[1\] \(''\) has no tokens"),
+        (["\x16"], ValueError, r"continuations\[0\] .* has no tokens"),
         ("Up", TypeError, "not one string"),
         (["Up", None], TypeError, r"continuations\[1\] is a NoneType"),
     ],

@@ -182,7 +182,10 @@ class LanguageModel:
                 raise TypeError(f"continuations[{index}] is a {type(text).__name__}, not a str: {text!r}")
             ids = self._encode(text)
             if not ids:
-                raise ValueError(f"continuations[{index}] is empty ({text!r}): an empty text has no likelihood.")
+                raise ValueError(
+                    f"continuations[{index}] ({text!r}) has no tokens (empty, or only characters the tokenizer "
+                    "drops): it has no likelihood; remove it or give it visible text."
+                )
             candidate_ids.append(ids)
         prompt_ids = self._encode(self.format_prompt(prompt, chat=chat))
         if not prompt_ids:
