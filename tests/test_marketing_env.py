@@ -337,3 +337,64 @@ def test_repeating_one_variant_tires_users_and_drives_them_away():
     random_churn, _, _ = run("random")
     assert same_churn > 1.5 * random_churn
     assert same_returning < 0.9 * same_first  # returning users have seen variant 1 before: fatigue
+
+
+def world_state(worlds):
+    """Every array of a world's state that a step changes, copied."""
+    names = ("occupant", "next_profile", "exposures", "loyalty", "codes", "t", "time_index", "regime", "ou",
+             "drift_logit", "slot", "profile", "channel", "p_click", "p_conversion", "expected")
+    return {name: getattr(worlds, name).copy() for name in names} | {"since_walk": worlds._since_walk,
+                                                                     "block_pos": worlds._block_pos}
+
+
+SCALAR_PATH_CONFIGS = [
+    dict(),  # the defaults: rare conversions, drift, churn
+    # Frequent clicks and conversions (revenue, loyalty and its effect on clicks and churn), frequent regime shifts.
+    dict(variant_ctr="high", conversion_rate=0.6, regime_shift_prob=0.05, drift_interval=3, active_users=20),
+    # Two users seeing the same variant hundreds of times: exposures saturate at 255, fatigue and churn tables' ends.
+    dict(active_users=2, population_size=3, churn_base=0.0, churn_per_repeat=0.0, churn_click_relief=0.0,
+         loyalty_effect=0.0, drift=False, horizon=3000),
+    dict(fatigue=0.0, loyalty_effect=0.0, loyalty_gain=0.0, n_regimes=1, memory_len=1, reward="revenue"),
+]
+
+
+@pytest.mark.parametrize("config", SCALAR_PATH_CONFIGS)
+def test_single_world_scalar_step_is_the_vector_step_exactly(config):
+    """The single env's scalar fast path (``step_one``) returns bit for bit what the N-world ``step`` returns with
+    N = 1, and leaves every state array the same, step after step, across resets and a refill of the draws."""
+    from abgym.envs.personalized_marketing import build_worlds
+
+    config = dict(config, horizon=config.get("horizon", 300))
+    if config.get("variant_ctr") == "high":
+        config["variant_ctr"] = list(np.linspace(0.3, 0.6, make().action_space.n))
+    _, _, vector = build_worlds(config, 1)
+    _, _, scalar = build_worlds(config, 1)
+    vector.seed(5)
+    scalar.seed(5)
+    rng = np.random.default_rng(1)
+    counts = dict(click=0, conversion=0, churned=0, regime_shift=0)
+    for step in range(2600):  # > 2 blocks of 1,024 draws
+        action = 0 if config.get("active_users") == 2 else int(rng.integers(vector.n_variants))
+        out = vector.step(np.array([action]))
+        reward, truncated, info = scalar.step_one(action)
+        assert reward == out["reward"][0] and type(reward) is float
+        assert truncated == out["truncated"][0]
+        np.testing.assert_array_equal(info["expected_rewards"], out["expected_rewards"][0])
+        assert list(info) == ["expected_rewards", "oracle_action", "click", "conversion", "revenue", "segment",
+                              "regime_shift", "returning", "churned"]
+        for key in list(info)[1:]:
+            assert info[key] == out[key][0], key
+            counts[key] = counts.get(key, 0) + info[key]
+        a, b = world_state(vector), world_state(scalar)
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=f"{name} at step {step}")
+        for got, want in zip(scalar.observe_one(), vector.observe()):
+            np.testing.assert_array_equal(got, want[0])
+        if truncated:
+            vector.reset_worlds(vector.rows)
+            scalar.reset_worlds(scalar.rows)
+    assert counts["click"] > 0 and counts["churned"] > 0 or config.get("active_users") == 2
+    if "conversion_rate" in config:  # the branch this config is for was taken
+        assert counts["conversion"] > 50 and counts["regime_shift"] > 20
+    if config.get("active_users") == 2:
+        assert scalar.exposures.max() == 255

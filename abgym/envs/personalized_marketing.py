@@ -206,7 +206,6 @@ class PersonalizedMarketingEnv(gym.Env):
         self.observation_space = observation_spaces(self.worlds, self.config["observation_type"])
         self.action_space = spaces.Discrete(self.worlds.n_variants)
         self.n_variants = self.worlds.n_variants
-        self._action = np.zeros(1, np.int64)
         self._seeded = False
         self._last = None
 
@@ -230,27 +229,15 @@ class PersonalizedMarketingEnv(gym.Env):
             raise ValueError(f"action must be a variant index in 0..{self.n_variants - 1}, got {action!r}")
         if not self._seeded:
             raise gym.error.ResetNeeded("call reset() before step()")
-        self._action[0] = index
-        out = self.worlds.step(self._action)
-        self._last = (index, out)
-        info = {
-            "expected_rewards": out["expected_rewards"][0],
-            "oracle_action": int(out["oracle_action"][0]),
-            "click": bool(out["click"][0]),
-            "conversion": bool(out["conversion"][0]),
-            "revenue": float(out["revenue"][0]),
-            "segment": int(out["segment"][0]),
-            "regime_shift": bool(out["regime_shift"][0]),
-            "returning": bool(out["returning"][0]),
-            "churned": bool(out["churned"][0]),
-        }
-        return self._observation(), float(out["reward"][0]), False, bool(out["truncated"][0]), info
+        reward, truncated, info = self.worlds.step_one(index)
+        self._last = (index, reward, info)
+        return self._observation(), reward, False, truncated, info
 
     def _observation(self):
-        user, context, memory = self.worlds.observe()
+        user, context, memory = self.worlds.observe_one()
         if self.flat:
-            return flatten_observations(user, context, memory, self.worlds.variants)[0]
-        return {"user": user[0], "context": context[0], "memory": memory[0], "variants": self.worlds.variants.copy()}
+            return np.concatenate((user, context, memory.ravel(), self.worlds.variants.ravel()))
+        return {"user": user, "context": context, "memory": memory, "variants": self.worlds.variants.copy()}
 
     def _reset_info(self) -> dict:
         return {"n_arms": self.n_variants, "action_mask": np.ones(self.n_variants, np.int8),
@@ -267,9 +254,9 @@ class PersonalizedMarketingEnv(gym.Env):
         lines = [f"arrival {int(worlds.t[0])}/{worlds.horizon}  user #{profile}  segment {pop.segment[profile]}  "
                  f"channel {CHANNELS[worlds.channel[0]]}  regime {int(worlds.regime[0])}"]
         if self._last is not None:
-            index, out = self._last
-            lines.append(f"last: showed {index}, click={bool(out['click'][0])}, "
-                         f"conversion={bool(out['conversion'][0])}, reward={float(out['reward'][0]):.2f}")
+            index, reward, info = self._last
+            lines.append(f"last: showed {index}, click={info['click']}, conversion={info['conversion']}, "
+                         f"reward={reward:.2f}")
         for k, text in enumerate(self.content.texts):
             lines.append(f"  [{k}] P(click)={worlds.p_click[0, k]:.3f} E[r]={worlds.expected[0, k]:.3f}  {text}")
         return "\n".join(lines)

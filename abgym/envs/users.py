@@ -303,6 +303,7 @@ class MarketingWorlds:
                            regimes=np.array([self.n_regimes]))
         self.churn_table = np.clip(config["churn_base"] + config["churn_per_repeat"] * np.maximum(seen - 1, 0)
                                    - config["churn_click_relief"] * np.arange(2)[None, :], 0.0, 1.0).ravel()
+        self._churn_list = self.churn_table.tolist()
         phase = 2 * np.pi * (np.arange(self.per_day) / self.per_day)
         tod = np.stack([np.sin(phase), np.cos(phase)], axis=1)
         time_obs = np.concatenate([np.tile(tod, (DAYS, 1)), np.repeat(np.eye(DAYS), self.per_day, axis=0)], axis=1)
@@ -394,6 +395,11 @@ class MarketingWorlds:
                            shift_any=shift.any(axis=1).tolist(), choice=choice,
                            arrival=self._arrival_draws(u[..., 4:7]),
                            revenue=u[..., 7])
+        if n == 1:  # the same draws as Python numbers, one tuple per step, for step_one
+            slot_offset, channel_choice = self._block["arrival"]
+            self._block["scalars"] = list(zip(
+                u[:, 0, 0].tolist(), u[:, 0, 1].tolist(), u[:, 0, 2].tolist(), u[:, 0, 7].tolist(),
+                shift[:, 0].tolist(), slot_offset[:, 0].tolist(), channel_choice[:, 0].tolist()))
         self._block_len, self._block_pos = len(u), 0
 
     def _arrival_draws(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -492,6 +498,92 @@ class MarketingWorlds:
         return dict(reward=reward, click=click, conversion=conversion, revenue=revenue, expected_rewards=expected,
                     oracle_action=expected.argmax(axis=1), segment=segment, regime_shift=regime_shift,
                     returning=returning, churned=churned, truncated=truncated)
+
+    def step_one(self, action: int) -> tuple[float, bool, dict]:
+        """``step`` for a single world (N = 1) in Python numbers: (reward, truncated, info of the single env).
+
+        The same draws from the same block, the same floating-point operations in the same order (transcendental
+        functions still go through numpy and scipy, whose results can differ from ``math``'s in the last bit) and
+        the same state arrays, so that it returns exactly what ``step`` would and the two can be mixed; only the
+        per-call overhead of numpy on one-element arrays is gone. tests/test_marketing_env.py checks the two step
+        for step. Where ``step`` adds a term that is exactly zero (no loyalty, no earlier exposure) this skips it.
+        """
+        if self._block_pos >= self._block_len:
+            self._refill()
+        b = self._block_pos
+        u_click, u_conversion, u_churn, u_revenue, regime_shift, slot_offset, channel_choice = \
+            self._block["scalars"][b]
+        self._block_pos = b + 1
+        pop, cfg = self.population, self.config
+        slot, profile = int(self.slot[0]), int(self.profile[0])
+        expected = self.expected[0]
+        click = bool(u_click < self.p_click[0, action])
+        conversion = click and bool(u_conversion < self.p_conversion[0, action])
+        w_click, w_conversion, w_revenue = self.weights
+        loyalty = float(self.loyalty[slot])
+        if conversion:
+            sigma = cfg["revenue_sigma"]
+            revenue = float(pop.revenue_mean[profile] * np.exp(sigma * ndtri(u_revenue) - 0.5 * sigma * sigma))
+            reward = w_click + w_conversion + revenue * w_revenue
+            loyalty = min(loyalty * cfg["loyalty_decay"] + cfg["loyalty_gain"], cfg["loyalty_cap"])
+        else:
+            revenue, reward = 0.0, click * w_click
+            loyalty = loyalty * cfg["loyalty_decay"]
+
+        exposure_index = slot * self.n_variants + action
+        seen = min(int(self.exposures_flat[exposure_index]) + 1, FATIGUE_LEVELS - 1)
+        self.exposures_flat[exposure_index] = seen
+        self.loyalty[slot] = loyalty
+        codes = self.codes[slot]
+        returning = bool(codes[0])
+        codes[1:] = codes[:-1]
+        codes[0] = 1 + 3 * action + click + conversion
+        churn = self._churn_list[2 * seen + click]
+        churned = bool(u_churn < (churn * np.exp(-loyalty) if loyalty else churn))
+        if churned:
+            self._replace_users(0, slot)
+        segment = int(pop.segment[profile])
+
+        t = int(self.t[0]) + 1
+        self.t[0] = t
+        time_index = (int(self.time_index[0]) + 1) % self.week
+        self.time_index[0] = time_index
+        if self.drift:
+            if regime_shift or self._since_walk + 1 >= cfg["drift_interval"]:
+                self._drift(self._block["shift"][b], self._block["choice"][b] if regime_shift else None)
+            else:
+                self._since_walk += 1
+        self._arrive_one(slot_offset, channel_choice, time_index)
+        return reward, t >= self.horizon, {
+            "expected_rewards": expected, "oracle_action": int(expected.argmax()), "click": click,
+            "conversion": conversion, "revenue": revenue, "segment": segment, "regime_shift": regime_shift,
+            "returning": returning, "churned": churned}
+
+    def _arrive_one(self, slot: int, channel_choice: int, time_index: int) -> None:
+        """``_arrive`` for the single world of N = 1, with the same arithmetic on one row."""
+        pop = self.population
+        profile = int(self.occupant[slot])
+        row = profile * (len(CHANNELS) + 1) + channel_choice
+        logits = self.choice_logit[row] + pop.time_logit_table[time_index]
+        if self.drift:
+            logits += self.drift_logit[pop.segment[profile]]
+        loyalty = self.loyalty[slot]
+        if loyalty and self.config["loyalty_effect"]:
+            logits += loyalty * self.config["loyalty_effect"]
+        if self.config["fatigue"]:
+            logits -= self.fatigue_table.take(self.exposures[slot])
+        p_click = expit(logits)
+        self.slot[0], self.profile[0], self.channel[0] = slot, profile, self.choice_channel[row]
+        self.p_click[0] = p_click
+        self.p_conversion[0] = pop.conv_prob[profile]
+        self.expected = (p_click * self.click_value[profile])[None]  # a new array: the last one went out in info
+
+    def observe_one(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``observe`` of the single world of N = 1: new arrays (user, context, memory)."""
+        context_row = ((int(self.time_index[0]) * len(CHANNELS) + int(self.channel[0])) * self.n_regimes
+                       + int(self.regime[0]))
+        return (self.population.portrait[self.profile[0]].copy(), self.context_table[context_row].copy(),
+                self.memory_table.take(self.codes[self.slot[0]], axis=0))
 
     def _replace_users(self, worlds: np.ndarray, slots: np.ndarray) -> None:
         self.occupant[slots] = self.next_profile[worlds] % self.n_profiles
