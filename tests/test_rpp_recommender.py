@@ -62,6 +62,16 @@ def test_cache_in_memory_and_on_disk(tmp_path):
     assert list(tmp_path.iterdir()) == [path]  # atomic write leaves no temporary file
 
 
+def test_two_writers_merge_their_caches(tmp_path):
+    path = tmp_path / "rankings.json"
+    first, second = LLMRecommender(CountingModel(), cache_path=path), LLMRecommender(CountingModel(), cache_path=path)
+    first.rank("a", TITLES)
+    second.rank("b", TITLES)
+    first.flush()
+    second.flush()
+    assert len(json.loads(path.read_text())) == 2
+
+
 def test_corrupt_cache_is_named(tmp_path):
     path = tmp_path / "rankings.json"
     path.write_text("{not json")

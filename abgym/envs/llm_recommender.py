@@ -159,9 +159,19 @@ class LLMRecommender:
         return list(order), bool(order), answer
 
     def flush(self) -> None:
-        """Write the cache to disk (atomically); a no-op without ``cache_path`` or new entries."""
+        """Write the cache to disk (atomically); a no-op without ``cache_path`` or new entries.
+
+        Entries another process wrote since this one loaded the file are merged in first, so two runs sharing a
+        cache do not erase each other's rankings (values for one key are identical: rankings are deterministic)."""
         if self.cache_path is None or not self._unsaved:
             return
+        if self.cache_path.is_file():
+            try:
+                on_disk = json.loads(self.cache_path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                on_disk = {}  # replaced atomically below
+            for key, value in on_disk.items():
+                self._cache.setdefault(key, value)
         with atomic_write(self.cache_path, "w") as handle:
             json.dump(self._cache, handle)
         self._unsaved = 0
