@@ -102,6 +102,7 @@ def test_pickled_env_continues_identically():
         for key in a[0]:
             np.testing.assert_array_equal(a[0][key], b[0][key])
         assert a[1:4] == b[1:4]
+        np.testing.assert_array_equal(a[4]["expected_rewards"], b[4]["expected_rewards"])  # fatigue survived too
         if a[3]:
             np.testing.assert_array_equal(env.reset()[0]["user"], clone.reset()[0]["user"])
 

@@ -257,6 +257,12 @@ class MarketingWorlds:
         self.n_regimes = int(config["n_regimes"])
         self.drift = bool(config["drift"])
         self.weights = reward_weights(config)
+        # The Ornstein-Uhlenbeck walk's exact discretisation over drift_interval arrivals: decay and noise per update.
+        interval, theta = config["drift_interval"], config["ou_theta"]
+        sigma = config["ou_sigma"] / np.sqrt(self.n_features)
+        self._ou_decay = np.exp(-theta * interval)
+        self._ou_spread = (sigma * np.sqrt((1 - self._ou_decay**2) / (2 * theta)) if theta > 0
+                           else sigma * np.sqrt(interval))
         self.fatigue_table = (config["fatigue"] * np.log1p(np.arange(FATIGUE_LEVELS))).astype(np.float64)
         self.rows = np.arange(self.n)
         self.slot_base = self.rows * self.n_slots
@@ -319,6 +325,16 @@ class MarketingWorlds:
         self.variant_dim = self.variants.shape[1]
         self.rng: np.random.Generator | None = None
         self.history: list[dict] = []
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("exposures_flat", None)  # a view of exposures: pickle would make it a separate copy
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if getattr(self, "exposures", None) is not None:
+            self.exposures_flat = self.exposures.reshape(-1)
 
     # ----------------------------------------------------------------------------------------------- seeding
     def seed(self, seed: int | None) -> None:
@@ -570,7 +586,7 @@ class MarketingWorlds:
         loyalty = self.loyalty[slot]
         if loyalty and self.config["loyalty_effect"]:
             logits += loyalty * self.config["loyalty_effect"]
-        if self.config["fatigue"]:
+        if self.config["fatigue"] and self.codes[slot, 0]:  # a user shown nothing yet has no fatigue to subtract
             logits -= self.fatigue_table.take(self.exposures[slot])
         p_click = expit(logits)
         self.slot[0], self.profile[0], self.channel[0] = slot, profile, self.choice_channel[row]
@@ -594,38 +610,34 @@ class MarketingWorlds:
 
     def _drift(self, shift: np.ndarray, choice: np.ndarray | None) -> None:
         """Regime shifts (where ``choice`` is given), the Ornstein-Uhlenbeck walk every ``drift_interval`` steps."""
-        cfg = self.config
-        changed = None
         if choice is not None:
             self.regime[shift] = (self.regime[shift] + 1 + choice[shift]) % self.n_regimes
-            changed = shift.copy()
         self._since_walk += 1
-        if self._since_walk >= cfg["drift_interval"]:
+        walk = self._since_walk >= self.config["drift_interval"]
+        if walk:
             self._since_walk = 0
-            interval, theta = cfg["drift_interval"], cfg["ou_theta"]
-            sigma = cfg["ou_sigma"] / np.sqrt(self.n_features)
-            decay = np.exp(-theta * interval)
-            spread = sigma * np.sqrt((1 - decay**2) / (2 * theta)) if theta > 0 else sigma * np.sqrt(interval)
-            self.ou *= decay
-            self.ou += spread * self.rng.standard_normal(self.ou.shape)
-            changed = np.ones(self.n, bool)
-        if changed is not None:
-            worlds = None if changed.all() else self.rows[changed]
-            logit_shift = self.drift_logit.reshape(self.n, self.n_segments, -1)
-            if worlds is None:
-                logit_shift[:] = self.preference_shift() @ self.content_matrix.T
-            else:
-                logit_shift[worlds] = self.preference_shift(worlds) @ self.content_matrix.T
-            if cfg["record_drift"]:
-                self._record(self.rows[changed], shift[changed])
+            self.ou *= self._ou_decay
+            self.ou += self._ou_spread * self.rng.standard_normal(self.ou.shape)
+        if walk or (choice is not None and shift.all()):  # every world's drift changed
+            self.drift_logit.reshape(self.n, self.n_segments, -1)[:] = self.preference_shift() @ self.content_matrix.T
+            if self.config["record_drift"]:
+                self._record(self.rows, shift)
+        elif choice is not None:
+            worlds = np.flatnonzero(shift)
+            self.drift_logit.reshape(self.n, self.n_segments, -1)[worlds] = (self.preference_shift(worlds)
+                                                                             @ self.content_matrix.T)
+            if self.config["record_drift"]:
+                self._record(worlds, shift[worlds])
 
     def preference_shift(self, worlds=None) -> np.ndarray:
         """(n, S, A): how far each segment's preference weights have drifted from the population's."""
         if not self.drift:
             return np.zeros((self.n if worlds is None else len(worlds), self.n_segments, self.n_features))
         if worlds is None:
-            return (self.regime_offsets[self.rows, self.regime] + self.ou
-                    + self.trend * self.t[:, None, None].astype(np.float64))
+            shift = self.regime_offsets[self.rows, self.regime]  # a new array: add in place, in the same order
+            shift += self.ou
+            shift += self.trend * self.t[:, None, None]
+            return shift
         return (self.regime_offsets[worlds, self.regime[worlds]] + self.ou[worlds]
                 + self.trend[worlds] * self.t[worlds, None, None])
 
