@@ -22,7 +22,11 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="abgym", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="abgym",
+        description="Environments, agents and models for personalized marketing: adaptive A/B testing, "
+        "content personalization and LLM prompt personalization.",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         try:
