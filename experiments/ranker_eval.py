@@ -28,7 +28,7 @@ from abgym.data.upworthy import load_experiments  # noqa: E402
 from abgym.paths import atomic_write  # noqa: E402
 from abgym.ranker.evaluation import (bootstrap_ci, evaluate_predictions, hash_group, leave_one_group_out,  # noqa: E402
                                      random_report)
-from abgym.ranker.ranker import ContentRanker, RankerConfig, arm_table  # noqa: E402
+from abgym.ranker.ranker import ContentRanker, RankerConfig  # noqa: E402
 
 
 class PrecomputedEmbedder:

@@ -323,7 +323,6 @@ def _shared_env():
 
 # ------------------------------------------------------------------------------------- sb3-contrib MaskablePPO
 def test_maskable_ppo_trains_a_few_steps():
-    pytest.importorskip("sb3_contrib")
     from sb3_contrib import MaskablePPO
     from sb3_contrib.common.maskable.utils import get_action_masks
 

@@ -31,11 +31,7 @@ def test_gymnasium_check_env():
 
 
 def test_movielens_with_popularity_passes_check_env():
-    pytest.importorskip("abgym.data.movielens")
-    try:
-        env = PromptPersonalizationEnv({"recommender": "popularity", "embedder": "hashing"})
-    except FileNotFoundError:
-        pytest.skip("MovieLens-100K is not available here")
+    env = PromptPersonalizationEnv({"recommender": "popularity", "embedder": "hashing"})
     check_env(env, skip_render_check=True)
     obs, info = env.reset(seed=0)
     assert obs["ranking"].shape == (10, 64)
@@ -109,11 +105,8 @@ def test_render_shows_the_prompt():
 
 @pytest.mark.slow
 def test_real_llm_and_embedder_episode():
-    """The default env: ML-100K, MiniLM, SmolLM2 likelihood scoring (skips where data or models are missing)."""
-    try:
-        env = gymnasium.make("abgym/PromptPersonalization-v0", config={"rounds": 1, "ranking_cache": False})
-    except (FileNotFoundError, ImportError) as error:
-        pytest.skip(f"real data or models unavailable: {error}")
+    """The default env: ML-100K, MiniLM, SmolLM2 likelihood scoring (the set-up installs all three)."""
+    env = gymnasium.make("abgym/PromptPersonalization-v0", config={"rounds": 1, "ranking_cache": False})
     obs, info = env.reset(seed=0)
     assert obs["user"].shape == (384,) and np.isclose(np.linalg.norm(obs["user"]), 1.0, atol=1e-4)
     obs, reward, terminated, _, info = env.step(np.array([0, 1, 0, 0]))

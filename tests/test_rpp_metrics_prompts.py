@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from abgym.data.recommendation import RatingsDataset, build_cases, item_popularity, split_users, synthetic_dataset

@@ -169,8 +169,6 @@ def run_explain(args) -> int:
 
 
 def _llm_section(ranker, insights, experiment) -> dict:
-    import numpy as np
-
     from abgym.llm import LanguageModel
     from abgym.ranker.insights import conversion_potential, learning_potential, novelty
     from abgym.ranker.narrative import narrate
