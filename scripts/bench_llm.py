@@ -1,7 +1,7 @@
 """Benchmark: ranking 10 candidate movie titles after a ~150-token prompt with SmolLM2-135M-Instruct.
 
 Naive (one full forward pass over prompt + candidate, per candidate) against the fast path of
-``LanguageModel.score`` (prompt key-value cache computed once, all candidates in one padded batch on top of it),
+``LanguageModel.score`` (prompt and all candidates in one forward pass over one packed sequence, the prompt computed once),
 in the same process on the same inputs; prints medians, the ratio, tokens per second, peak memory, and how far the
 two scores are apart. Also times batched generation.
 
@@ -132,11 +132,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['candidate_tokens']} candidate tokens")
         print(f"naive  (forward per candidate): median {r['naive_s']:.3f} s per ranking, "
               f"{r['naive_tok_s']:.0f} tokens/s processed; CPU {r['naive_cpu']:.3f} s")
-        print(f"fast   (shared prompt cache)  : median {r['fast_s']:.3f} s per ranking (p90 {r['fast_p90_s']:.3f} s), "
+        print(f"fast   (one packed pass)      : median {r['fast_s']:.3f} s per ranking (p90 {r['fast_p90_s']:.3f} s), "
               f"{r['fast_tok_s']:.0f} tokens/s processed; CPU {r['fast_cpu']:.3f} s")
         print(f"fast + prompt-prefix reuse (default; {r['reused_tokens']} of the prompt's tokens shared with the "
               f"previous user's prompt): median {r['reuse_s']:.3f} s, CPU {r['reuse_cpu']:.3f} s")
-        print(f"ratio naive/fast: {r['ratio']:.1f}x wall, {r['naive_cpu'] / r['fast_cpu']:.1f}x CPU time;   target <= 0.25 s: {'met' if r['fast_s'] <= 0.25 else 'NOT met'}")
+        print(f"ratio naive/fast: {r['ratio']:.1f}x wall, {r['naive_cpu'] / r['fast_cpu']:.1f}x CPU time; naive/default "
+              f"{r['naive_s'] / r['reuse_s']:.1f}x;   target <= 0.25 s (default path): {'met' if r['reuse_s'] <= 0.25 else 'NOT met'}")
         print(f"agreement over {r['checked']} prompts: max |mean logprob diff| {r['max_mean_diff']:.2e}, max |sum diff| {r['max_sum_diff']:.2e}, "
               f"same ranking: {r['same_ranking']}; top 3 for user 0: {r['top3']}")
         print(f"peak RSS: {r['rss_loaded']:.0f} MiB after load, {r['rss_fast']:.0f} MiB after fast scoring, "

@@ -56,6 +56,16 @@ def test_a_candidate_scores_the_same_alone_or_in_a_batch(tiny):
     np.testing.assert_allclose(alone.sum_logprob[0], together.sum_logprob[1], atol=1e-5)
 
 
+def test_packed_scoring_masks_candidates_apart_with_eager_attention_too():
+    # sdpa takes the packed sequence's mask as booleans, eager attention as an additive float mask
+    eager = LanguageModel.tiny(seed=1)
+    eager.model.set_attn_implementation("eager")
+    assert eager.model.config._attn_implementation == "eager"
+    for prompt in (PROMPT, PROMPT + " Quickly."):  # the second reuses the first one's prefix
+        assert_same_scores(eager.score(prompt, TITLES), eager.score_naive(prompt, TITLES), atol=1e-5)
+    assert eager.last_prompt_tokens_reused > 0
+
+
 def test_reusing_the_previous_prompts_prefix_changes_no_score(tiny):
     fresh = LanguageModel(tiny.model, tiny.tokenizer, name="no reuse", reuse_prompt_prefix=False)
     prompts = [PROMPT, PROMPT.replace("Up", "Cars"), PROMPT.replace("Up", "Cars"), "Something else entirely."]

@@ -1,8 +1,9 @@
 """SmolLM2-135M-Instruct through transformers, offline, for generation and for scoring candidate continuations.
 
 Scoring is the hot path (the recommender ranks candidate titles after a long prompt many times per episode), so
-:meth:`LanguageModel.score` runs the prompt once, keeps its key-value cache, and scores every continuation in one
-right-padded batch on top of that cache: the prompt is computed once instead of once per candidate.
+:meth:`LanguageModel.score` runs the prompt and every continuation in one forward pass over one packed sequence:
+an attention mask lets each continuation see the prompt and its own earlier tokens only, so the prompt is computed
+once instead of once per candidate, with no padding and no copy of its key-value cache per candidate.
 
 Both :meth:`~LanguageModel.score` and :meth:`~LanguageModel.generate` apply the model's chat template by default
 (``chat=True``): the prompt becomes the user's message and a continuation is the start of the assistant's answer,
@@ -214,45 +215,53 @@ class LanguageModel:
         import torch
         from transformers import DynamicCache
 
-        # 1. The prompt, once: its key-value cache, and the logits of its last position (they predict every
-        #    continuation's first token). logits_to_keep=1 skips the vocabulary projection of the other positions.
-        #    The tokens it shares with the previous prompt come from that prompt's cache (at least one is computed).
-        reused, past = self._shared_prefix(prompt_ids), None
+        # One forward pass over one sequence: the prompt's tokens not shared with the previous prompt, then every
+        # continuation (all but its last token) one after another. Each continuation is placed at the positions
+        # right after the prompt and, through the mask, sees the whole prompt and its own earlier tokens only:
+        # exactly what it sees in a pass of its own, with no padding and no copy of the prompt's cache per
+        # candidate, and the weights are read once for prompt and candidates together.
+        reused = self._shared_prefix(prompt_ids)
+        past = None
         if reused:
             past = DynamicCache(ddp_cache_data=[(k[:, :, :reused], v[:, :, :reused]) for k, v in self._last_prompt[1]])
-        prompt = self.model(
-            input_ids=torch.tensor([prompt_ids[reused:]]), past_key_values=past, use_cache=True, logits_to_keep=1
+        fresh, prompt_length = prompt_ids[reused:], len(prompt_ids)
+        tokens, positions, blocks = list(fresh), list(range(reused, prompt_length)), []
+        for ids in candidate_ids:
+            blocks.append((len(tokens), len(ids) - 1))
+            tokens += ids[:-1]
+            positions += range(prompt_length, prompt_length + len(ids) - 1)
+        length = len(tokens)
+        allowed = torch.ones(length, reused + length, dtype=torch.bool).tril_(reused)  # causal in packed order
+        for start, size in blocks:  # ... but a continuation does not see the ones packed before it
+            allowed[start : start + size, prompt_length:reused + start] = False
+        if self.model.config._attn_implementation == "sdpa":
+            mask = allowed[None, None]
+        else:  # eager and others take an additive float mask
+            mask = torch.zeros(allowed.shape, dtype=self.model.dtype).masked_fill_(~allowed, torch.finfo(self.model.dtype).min)[None, None]
+        output = self.model.get_decoder()(
+            input_ids=torch.tensor([tokens]),
+            position_ids=torch.tensor([positions]),
+            attention_mask=mask,
+            past_key_values=past,
+            use_cache=self.reuse_prompt_prefix,
         )
         self.last_prompt_tokens_reused = reused
         if self.reuse_prompt_prefix:
-            self._last_prompt = (prompt_ids, [(k, v) for k, v, *_ in prompt.past_key_values])
-
-        # 2. All continuations in one right-padded batch on top of that cache, repeated over the batch. With right
-        #    padding, real tokens only attend to the prompt and to earlier real tokens (causal mask), so no
-        #    attention mask is needed and the padding changes nothing. A continuation's last token predicts
-        #    nothing we need, so the batch stops one token short.
-        n, longest = len(candidate_ids), max(len(ids) for ids in candidate_ids)
-        hidden = []
-        if longest > 1:
-            batch = torch.full((n, longest - 1), self.tokenizer.pad_token_id, dtype=torch.long)
-            for row, ids in enumerate(candidate_ids):
-                batch[row, : len(ids) - 1] = torch.tensor(ids[:-1])
-            shared = DynamicCache(
-                ddp_cache_data=[(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v, *_ in prompt.past_key_values]
+            self._last_prompt = (
+                prompt_ids,
+                [(k[:, :, :prompt_length], v[:, :, :prompt_length]) for k, v, *_ in output.past_key_values],
             )
-            states = self.model.get_decoder()(input_ids=batch, past_key_values=shared, use_cache=True).last_hidden_state
-            hidden = [states[row, : len(ids) - 1] for row, ids in enumerate(candidate_ids)]
-
-        # 3. The vocabulary projection and softmax only where a real next token is predicted (no padding rows).
-        logits = self.model.get_output_embeddings()(torch.cat(hidden)) if hidden else prompt.logits[0, :0]
-        logprobs = torch.log_softmax(torch.cat([prompt.logits[0, -1:], logits]).float(), dim=-1)
+        # The vocabulary projection and softmax only where a needed token is predicted: the prompt's last position
+        # (every continuation's first token) and each continuation's own positions.
+        states = output.last_hidden_state[0]
+        rows = [len(fresh) - 1] + [row for start, size in blocks for row in range(start, start + size)]
+        logprobs = torch.log_softmax(self.model.get_output_embeddings()(states[rows]).float(), dim=-1)
         first = logprobs[0]
-        out, offset = [], 1
-        for ids in candidate_ids:
-            rows = logprobs[offset : offset + len(ids) - 1]
+        out = []
+        for ids, (start, size) in zip(candidate_ids, blocks):
+            rows = logprobs[1 + start - len(fresh) : 1 + start - len(fresh) + size]
             later = rows.gather(1, torch.tensor(ids[1:], dtype=torch.long)[:, None])[:, 0]
             out.append(torch.cat([first[ids[0] : ids[0] + 1], later]).double().numpy())
-            offset += len(ids) - 1
         return out
 
     def _shared_prefix(self, prompt_ids: list[int]) -> int:
