@@ -121,7 +121,8 @@ class SB3PolicyAgent(Agent):
         obs = self.obs_normalizer(observation) if self.obs_normalizer else observation
         kwargs = {}
         if "action_masks" in self.model.predict.__code__.co_varnames:
-            full_mask = np.asarray((info or {}).get("action_mask", observation.get("action_mask")), dtype=bool)
+            mask = (info or {}).get("action_mask")
+            full_mask = np.asarray(observation["action_mask"] if mask is None else mask, dtype=bool)
             kwargs["action_masks"] = full_mask
         action, _ = self.model.predict(obs, deterministic=True, **kwargs)
         action = int(np.asarray(action).reshape(-1)[0])

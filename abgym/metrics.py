@@ -47,10 +47,10 @@ def expected_random_ndcg(n_candidates: int, k: int = 10) -> float:
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval (low, high); a single value gives a zero-width interval."""
+    """Mean and Student-t interval (low, high); with fewer than two values the interval is undefined (NaN)."""
     values = np.asarray(values, dtype=float)
     mean = float(values.mean()) if values.size else float("nan")
     if values.size < 2:
-        return mean, mean, mean
+        return mean, float("nan"), float("nan")
     half = float(stats.t.ppf(0.5 + confidence / 2, values.size - 1) * stats.sem(values))
     return mean, mean - half, mean + half

@@ -173,6 +173,28 @@ def test_invalid_actions_are_rejected():
         vector.step(np.array([0, 9]))
 
 
+def test_vector_reset_info_carries_the_campaign_like_the_single_env():
+    single_info = make().reset(seed=0)[1]
+    vector = gym.make_vec(ENV_ID, num_envs=3, vectorization_mode="vector_entry_point")
+    _, info = vector.reset(seed=0)
+    assert info["variant_texts"] == single_info["variant_texts"] and info["n_arms"] == single_info["n_arms"]
+    assert info["action_mask"].shape == (3, single_info["n_arms"])
+
+
+def test_a_contextual_agent_with_a_prior_refuses_to_run_without_the_texts():
+    from abgym.agents.contextual import LinUCB
+
+    class FlatPrior:
+        def ctr_prior(self, texts):
+            return np.full(len(texts), 0.02), np.full(len(texts), 0.01)
+
+    env = make()
+    obs, _ = env.reset(seed=0)
+    agent = LinUCB(prior=FlatPrior())
+    with pytest.raises(KeyError, match="variant_texts"):
+        agent.reset(env.action_space.n, {})
+
+
 def test_each_variant_calibrates_to_its_recorded_ctr():
     """Always showing variant k to fresh, non-drifting users reproduces its recorded Upworthy CTR."""
     config = dict(drift=False, fatigue=0.0, loyalty_effect=0.0, population_size=1000, active_users=1000,

@@ -191,10 +191,11 @@ class LinearBanditAgent:
         """Recompute prior offsets when the variants' texts change (a new campaign)."""
         if self.prior is None:
             return
-        texts = info.get("variant_texts")
+        texts = (info or {}).get("variant_texts")
         if texts is None:
-            if self._prior_texts is None and info:
-                raise KeyError("a prior needs the variants' texts, but the env's info has no 'variant_texts'")
+            if self._prior_texts is None:
+                raise KeyError("a prior needs the variants' texts, but the env's info has no 'variant_texts': "
+                               "pass the env's reset info to reset()/act(), or build the agent without a prior")
             return
         texts = tuple(str(text) for text in texts)
         if texts != self._prior_texts:

@@ -99,7 +99,14 @@ class PersonalizedMarketingVectorEnv(VectorEnv):
         return {"user": user, "context": context, "memory": memory, "variants": self._variants}
 
     def _reset_info(self) -> dict:
-        return {}
+        # The campaign is shared by every world: its texts and names are plain values, the mask is per world.
+        content = self.content
+        return {"n_arms": self.worlds.n_variants,
+                "action_mask": np.ones((self.num_envs, self.worlds.n_variants), np.int8),
+                "variant_texts": list(content.texts), "attribute_names": list(content.attribute_names),
+                "content_source": content.source,
+                "target_ctr": None if content.target_ctr is None else content.target_ctr.copy(),
+                "test_id": content.meta.get("test_id")}
 
     def segment_expected_rewards(self, world: int = 0) -> np.ndarray:
         """(n_segments, n_variants) expected reward per segment for a fresh user, under world ``world``'s drift."""

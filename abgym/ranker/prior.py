@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from abgym.ranker.ranker import ContentRanker, RankerConfig
+from abgym.ranker.ranker import ContentRanker, RankerConfig, experiment_texts
 
 DEFAULT_FILE = "ranker_prior_default.npz"
 # The configuration of RankerPrior.default(): the best variant of experiments/ranker_eval.py (docs/ranker.md).
@@ -41,7 +41,7 @@ def calibrate(ranker: ContentRanker, experiments) -> Calibration:
         level = clicks.sum() / max(impressions.sum(), 1)
         if level <= 0 or np.any(impressions <= 0):
             continue
-        s = ranker.score_embeddings(ranker.embed(experiment.texts(ranker.config.fields)))
+        s = ranker.score_embeddings(ranker.embed(experiment_texts(experiment, ranker.config.fields)))
         ctr = clicks / impressions
         scores.append(s - s.mean())
         lifts.append(ctr / level - 1)
