@@ -165,19 +165,27 @@ class LLMRecommender:
         cache do not erase each other's rankings (values for one key are identical: rankings are deterministic)."""
         if self.cache_path is None or not self._unsaved:
             return
-        if self.cache_path.is_file():
-            try:
-                on_disk = json.loads(self.cache_path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                on_disk = {}  # replaced atomically below
-            for key, value in on_disk.items():
-                self._cache.setdefault(key, value)
-        with atomic_write(self.cache_path, "w") as handle:
-            json.dump(self._cache, handle)
+        write_merged_json_cache(self.cache_path, self._cache)
         self._unsaved = 0
 
     def __len__(self) -> int:
         return len(self._cache)
+
+
+def write_merged_json_cache(path: Path, cache: dict) -> None:
+    """Merge in what other processes wrote to ``path`` since it was read, then replace it atomically.
+
+    Values for one key are identical wherever they were computed (deterministic models), so merging is safe and two
+    runs sharing a cache never erase each other's entries."""
+    if path.is_file():
+        try:
+            on_disk = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            on_disk = {}  # a damaged file is replaced atomically below
+        for key, value in on_disk.items():
+            cache.setdefault(key, value)
+    with atomic_write(path, "w") as handle:
+        json.dump(cache, handle)
 
 
 class PopularityRecommender:
@@ -270,8 +278,7 @@ class SentenceRewriter:
             )[0]
             self.cache[sentence] = answer
             if self.cache_path:
-                with atomic_write(self.cache_path, "w") as handle:
-                    json.dump(self.cache, handle)
+                write_merged_json_cache(Path(self.cache_path), self.cache)
         answer = self.cache[sentence].strip().split("\n")[0].strip().strip('"')
         if not answer or not re.search(r"[A-Za-z]", answer) or len(answer) > 3 * len(sentence) + 20:
             self.rejected += 1
