@@ -93,11 +93,12 @@ class OnlineRewardEstimator:
                                     learning_rate=learning_rate, seed=seed)
         self.window, self.batch_size = int(window), int(batch_size)
         self.train_every, self.gradient_steps = int(train_every), int(gradient_steps)
-        torch.manual_seed(seed)
-        self.model = MemoryAugmentedRewardEstimator(
-            user_dim=self.shapes["user"][0], context_dim=self.shapes["context"][0],
-            mem_dim=self.shapes["memory"][1], variant_dim=self.shapes["variants"][1], hidden=hidden,
-            use_memory=use_memory)
+        with torch.random.fork_rng(devices=[]):  # seeded weights without reseeding the caller's global RNG
+            torch.manual_seed(seed)
+            self.model = MemoryAugmentedRewardEstimator(
+                user_dim=self.shapes["user"][0], context_dim=self.shapes["context"][0],
+                mem_dim=self.shapes["memory"][1], variant_dim=self.shapes["variants"][1], hidden=hidden,
+                use_memory=use_memory)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=learning_rate)
         self.rng = np.random.default_rng(seed)
         self.buffer = {key: np.zeros((self.window, *shape), np.float32) for key, shape in self.shapes.items()}

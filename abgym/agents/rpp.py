@@ -107,8 +107,9 @@ class RPPAgent:
     def __init__(self, dim: int, config: RPPConfig | None = None, seed: int = 0):
         self.config = config or RPPConfig()
         self.seed = seed
-        torch.manual_seed(seed)
-        self.net = RPPNetwork(dim, self.config)
+        with torch.random.fork_rng(devices=[]):  # seeded weights without reseeding the caller's global RNG
+            torch.manual_seed(seed)
+            self.net = RPPNetwork(dim, self.config)
         self.dim = dim
         self.generator = torch.Generator().manual_seed(seed)
 
