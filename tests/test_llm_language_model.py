@@ -66,6 +66,18 @@ def test_packed_scoring_masks_candidates_apart_with_eager_attention_too():
     assert eager.last_prompt_tokens_reused > 0
 
 
+@pytest.mark.parametrize("budget", [1, 3, 8])
+def test_many_candidates_packed_in_groups_score_as_in_one_pass(budget):
+    lm = LanguageModel.tiny(seed=2)
+    candidates = TITLES + ["a", "b", "Up"]  # one-token candidates too: a group of them has nothing to compute
+    whole = lm.score(PROMPT, candidates)
+    lm.max_packed_tokens = budget
+    for prompt in (PROMPT, PROMPT + " Quickly."):  # the second reuses the first one's prefix
+        grouped = lm.score(prompt, candidates)
+        assert_same_scores(grouped, lm.score_naive(prompt, candidates), atol=1e-5)
+    assert_same_scores(lm.score(PROMPT, candidates), whole, atol=1e-5)
+
+
 def test_reusing_the_previous_prompts_prefix_changes_no_score(tiny):
     fresh = LanguageModel(tiny.model, tiny.tokenizer, name="no reuse", reuse_prompt_prefix=False)
     prompts = [PROMPT, PROMPT.replace("Up", "Cars"), PROMPT.replace("Up", "Cars"), "Something else entirely."]

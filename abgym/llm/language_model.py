@@ -54,6 +54,7 @@ class LanguageModel:
         # (the chat template's system turn, a recommender's fixed instructions): those tokens are not recomputed.
         self.reuse_prompt_prefix = reuse_prompt_prefix
         self.last_prompt_tokens_reused = 0
+        self.max_packed_tokens = 1024  # candidate tokens per packed pass (see _score_with_shared_prompt)
         self._last_prompt: tuple[list[int], list] | None = None  # (token ids, [(keys, values) per layer])
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -214,57 +215,71 @@ class LanguageModel:
         return prompt_ids[dropped:], dropped
 
     def _score_with_shared_prompt(self, prompt_ids: list[int], candidate_ids: list[list[int]]) -> list[np.ndarray]:
-        import torch
-        from transformers import DynamicCache
-
         # One forward pass over one sequence: the prompt's tokens not shared with the previous prompt, then every
         # continuation (all but its last token) one after another. Each continuation is placed at the positions
         # right after the prompt and, through the mask, sees the whole prompt and its own earlier tokens only:
         # exactly what it sees in a pass of its own, with no padding and no copy of the prompt's cache per
-        # candidate, and the weights are read once for prompt and candidates together.
+        # candidate, and the weights are read once for prompt and candidates together. Many candidates are
+        # packed in groups of about ``max_packed_tokens`` (attention memory grows with the square of the length);
+        # groups after the first run on the prompt's cache.
         reused = self._shared_prefix(prompt_ids)
-        past = None
-        if reused:
-            past = DynamicCache(ddp_cache_data=[(k[:, :, :reused], v[:, :, :reused]) for k, v in self._last_prompt[1]])
-        fresh, prompt_length = prompt_ids[reused:], len(prompt_ids)
-        tokens, positions, blocks = list(fresh), list(range(reused, prompt_length)), []
+        cache = [(k[:, :, :reused], v[:, :, :reused]) for k, v in self._last_prompt[1]] if reused else None
+        computed, first, out = reused, None, []
+        for group in _groups(candidate_ids, self.max_packed_tokens):
+            group_first, group_out, cache = self._packed_pass(prompt_ids, computed, cache, group)
+            computed = len(prompt_ids)
+            first = group_first if first is None else first
+            out += group_out
+        self.last_prompt_tokens_reused = reused
+        if self.reuse_prompt_prefix:
+            self._last_prompt = (prompt_ids, cache)
+        return [np.concatenate([[float(first[ids[0]])], later]) for ids, later in zip(candidate_ids, out)]
+
+    def _packed_pass(self, prompt_ids: list[int], computed: int, cache, candidate_ids: list[list[int]]):
+        """The prompt's tokens from ``computed`` on (``cache`` holds the ones before) and ``candidate_ids`` packed.
+
+        Returns the log-probabilities predicted after the prompt (None if the prompt was all cached), each
+        candidate's log-probabilities of its tokens after the first, and the prompt's whole key-value cache."""
+        import torch
+        from transformers import DynamicCache
+
+        fresh, prompt_length = prompt_ids[computed:], len(prompt_ids)
+        tokens, positions, blocks = list(fresh), list(range(computed, prompt_length)), []
         for ids in candidate_ids:
             blocks.append((len(tokens), len(ids) - 1))
             tokens += ids[:-1]
             positions += range(prompt_length, prompt_length + len(ids) - 1)
         length = len(tokens)
-        allowed = torch.ones(length, reused + length, dtype=torch.bool).tril_(reused)  # causal in packed order
+        if length == 0:  # the prompt was cached and every candidate is one token: nothing to compute
+            return None, [np.zeros(0) for _ in candidate_ids], cache
+        allowed = torch.ones(length, computed + length, dtype=torch.bool).tril_(computed)  # causal, packed order
         for start, size in blocks:  # ... but a continuation does not see the ones packed before it
-            allowed[start : start + size, prompt_length:reused + start] = False
+            allowed[start : start + size, prompt_length : computed + start] = False
         if self.model.config._attn_implementation == "sdpa":
             mask = allowed[None, None]
         else:  # eager and others take an additive float mask
-            mask = torch.zeros(allowed.shape, dtype=self.model.dtype).masked_fill_(~allowed, torch.finfo(self.model.dtype).min)[None, None]
+            dtype = self.model.dtype
+            mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)[None, None]
         output = self.model.get_decoder()(
             input_ids=torch.tensor([tokens]),
             position_ids=torch.tensor([positions]),
             attention_mask=mask,
-            past_key_values=past,
-            use_cache=self.reuse_prompt_prefix,
+            past_key_values=DynamicCache(ddp_cache_data=cache) if cache else None,
+            use_cache=True,
         )
-        self.last_prompt_tokens_reused = reused
-        if self.reuse_prompt_prefix:
-            self._last_prompt = (
-                prompt_ids,
-                [(k[:, :, :prompt_length], v[:, :, :prompt_length]) for k, v, *_ in output.past_key_values],
-            )
+        cache = [(k[:, :, :prompt_length], v[:, :, :prompt_length]) for k, v, *_ in output.past_key_values]
         # The vocabulary projection and softmax only where a needed token is predicted: the prompt's last position
         # (every continuation's first token) and each continuation's own positions.
-        states = output.last_hidden_state[0]
-        rows = [len(fresh) - 1] + [row for start, size in blocks for row in range(start, start + size)]
-        logprobs = torch.log_softmax(self.model.get_output_embeddings()(states[rows]).float(), dim=-1)
-        first = logprobs[0]
+        rows = ([len(fresh) - 1] if fresh else []) + [row for start, size in blocks for row in range(start, start + size)]
+        states = output.last_hidden_state[0, rows]
+        logprobs = torch.log_softmax(self.model.get_output_embeddings()(states).float(), dim=-1)
+        first = logprobs[0].double().numpy() if fresh else None
+        offset = 1 - len(fresh) if fresh else -len(fresh)
         out = []
         for ids, (start, size) in zip(candidate_ids, blocks):
-            rows = logprobs[1 + start - len(fresh) : 1 + start - len(fresh) + size]
-            later = rows.gather(1, torch.tensor(ids[1:], dtype=torch.long)[:, None])[:, 0]
-            out.append(torch.cat([first[ids[0] : ids[0] + 1], later]).double().numpy())
-        return out
+            chosen = logprobs[offset + start : offset + start + size]
+            out.append(chosen.gather(1, torch.tensor(ids[1:], dtype=torch.long)[:, None])[:, 0].double().numpy())
+        return first, out, cache
 
     def _shared_prefix(self, prompt_ids: list[int]) -> int:
         """How many leading tokens ``prompt_ids`` shares with the last scored prompt (keeping one to compute)."""
@@ -353,6 +368,18 @@ def _default_dtype() -> str:
     except (AttributeError, RuntimeError):
         native_bf16 = False
     return DEFAULT_DTYPE if native_bf16 else "float32"
+
+
+def _groups(candidate_ids: list[list[int]], budget: int) -> list[list[list[int]]]:
+    """Consecutive groups of candidates of at most ``budget`` packed tokens each (at least one candidate each)."""
+    groups, current, used = [], [], 0
+    for ids in candidate_ids:
+        if current and used + len(ids) - 1 > budget:
+            groups.append(current)
+            current, used = [], 0
+        current.append(ids)
+        used += len(ids) - 1
+    return groups + [current]
 
 
 def _score_result(token_logprobs: list[np.ndarray], dropped: int) -> ScoreResult:
