@@ -131,6 +131,7 @@ def test_save_load_resumes_training(tmp_path, estimator):
 
     restored = ActorCriticAgent.load(path, ToyMarketingEnv(), estimator=estimator)
     assert restored.algorithm == "ppo" and restored.model.num_timesteps == 256
+    assert restored.settings["hidden"] == 16  # the saved configuration, not the constructor's default of 64
     for name, tensor in agent.model.policy.state_dict().items():
         torch.testing.assert_close(restored.model.policy.state_dict()[name], tensor)
     assert restored.act(observation) == agent.act(observation)

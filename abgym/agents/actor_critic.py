@@ -228,7 +228,16 @@ class ActorCriticAgent:
             if not estimator_path(path).exists():
                 raise FileNotFoundError(f"estimator={estimator!r} but {estimator_path(path)} is missing")
             saved_estimator = OnlineRewardEstimator.load(estimator_path(path))
-        return cls(env, algorithm=algorithm, estimator=estimator, beta=beta, _model=model, _estimator=saved_estimator)
+        agent = cls(env, algorithm=algorithm, estimator=estimator, beta=beta, _model=model, _estimator=saved_estimator)
+        # Report the configuration that was saved, not the constructor's defaults.
+        agent.seed = model.seed
+        agent.settings.update(seed=model.seed,
+                              hidden=model.policy_kwargs.get("features_extractor_kwargs", {}).get("hidden", 64))
+        if saved_estimator is not None:
+            saved = saved_estimator.hyperparameters
+            agent.settings.update(use_memory=saved["use_memory"], estimator_kwargs={
+                key: value for key, value in saved.items() if key not in ("use_memory", "seed")})
+        return agent
 
 
 def estimator_path(path: str | Path) -> Path:
