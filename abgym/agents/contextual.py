@@ -24,6 +24,7 @@ matrix inverse), and every arm is scored in one vectorized numpy expression.
 """
 from __future__ import annotations
 
+import abc
 import io
 import json
 from pathlib import Path
@@ -85,7 +86,7 @@ class RidgePosterior:
         return posterior
 
 
-class LinearBanditAgent:
+class LinearBanditAgent(abc.ABC):
     """Shared machinery: features, the ridge posterior, the prior offset, seeding and save/load.
 
     Subclasses only say how to turn the posterior into scores (:meth:`scores`).
@@ -165,9 +166,9 @@ class LinearBanditAgent:
         return None
 
     # -- what subclasses define ------------------------------------------------------------------------------------
+    @abc.abstractmethod
     def scores(self, X: np.ndarray) -> np.ndarray:
         """Per-variant scores of the residual model (the prior offset is added by :meth:`_choose`)."""
-        raise NotImplementedError
 
     def _choose(self, X: np.ndarray) -> int:
         return int(np.argmax(self.scores(X) + self.prior_offset))

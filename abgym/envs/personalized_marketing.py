@@ -187,6 +187,26 @@ def build_worlds(config: dict | None, n_worlds: int, *, embed=None, attribute_sc
     return config, content, MarketingWorlds(config, content, n_worlds)
 
 
+def restart_worlds(worlds, seed: int | None, np_random: np.random.Generator, seeded: bool) -> bool:
+    """Reseed the worlds on an explicit seed (or the first reset), else start new episodes in the same stream.
+
+    Returns the env's new ``seeded`` flag. Shared by the single and the vector env so that they cannot diverge."""
+    if seed is not None or not seeded:
+        worlds.seed(seed if seed is not None else int(np_random.integers(2**63)))
+    else:
+        worlds.reset_worlds(worlds.rows)
+    return True
+
+
+def campaign_info(content, n_variants: int, mask_shape: tuple[int, ...]) -> dict:
+    """The reset info: the campaign every world shares (texts, names, targets) and an all-valid action mask."""
+    return {"n_arms": n_variants, "action_mask": np.ones(mask_shape, np.int8),
+            "variant_texts": list(content.texts), "attribute_names": list(content.attribute_names),
+            "content_source": content.source,
+            "target_ctr": None if content.target_ctr is None else content.target_ctr.copy(),
+            "test_id": content.meta.get("test_id")}
+
+
 class PersonalizedMarketingEnv(gym.Env):
     """One world of the personalized-marketing simulator. See the module docstring for spaces and info.
 
@@ -213,11 +233,7 @@ class PersonalizedMarketingEnv(gym.Env):
     # ------------------------------------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        if seed is not None or not self._seeded:
-            self.worlds.seed(seed if seed is not None else int(self.np_random.integers(2**63)))
-            self._seeded = True
-        else:
-            self.worlds.reset_worlds(self.worlds.rows)
+        self._seeded = restart_worlds(self.worlds, seed, self.np_random, self._seeded)
         self._last = None
         return self._observation(), self._reset_info()
 
@@ -241,11 +257,7 @@ class PersonalizedMarketingEnv(gym.Env):
         return {"user": user, "context": context, "memory": memory, "variants": self.worlds.variants.copy()}
 
     def _reset_info(self) -> dict:
-        return {"n_arms": self.n_variants, "action_mask": np.ones(self.n_variants, np.int8),
-                "variant_texts": list(self.content.texts), "attribute_names": list(self.content.attribute_names),
-                "content_source": self.content.source,
-                "target_ctr": None if self.content.target_ctr is None else self.content.target_ctr.copy(),
-                "test_id": self.content.meta.get("test_id")}
+        return campaign_info(self.content, self.n_variants, mask_shape=(self.n_variants,))
 
     def render(self):
         if self.render_mode != "ansi":

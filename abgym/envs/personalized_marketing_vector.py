@@ -18,7 +18,13 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from abgym.envs.personalized_marketing import build_worlds, flatten_observations, observation_spaces
+from abgym.envs.personalized_marketing import (
+    build_worlds,
+    campaign_info,
+    flatten_observations,
+    observation_spaces,
+    restart_worlds,
+)
 
 INFO_KEYS = ("expected_rewards", "oracle_action", "click", "conversion", "revenue", "segment", "regime_shift",
              "returning", "churned")
@@ -56,11 +62,7 @@ class PersonalizedMarketingVectorEnv(VectorEnv):
         if isinstance(seed, (list, tuple)):  # gymnasium allows one seed per sub-env; the worlds share one stream
             seed = seed[0]
         super().reset(seed=seed)
-        if seed is not None or not self._seeded:
-            self.worlds.seed(seed if seed is not None else int(self.np_random.integers(2**63)))
-            self._seeded = True
-        else:
-            self.worlds.reset_worlds(self.worlds.rows)
+        self._seeded = restart_worlds(self.worlds, seed, self.np_random, self._seeded)
         self._autoreset[:] = False
         return self._observation(), self._reset_info()
 
@@ -100,13 +102,7 @@ class PersonalizedMarketingVectorEnv(VectorEnv):
 
     def _reset_info(self) -> dict:
         # The campaign is shared by every world: its texts and names are plain values, the mask is per world.
-        content = self.content
-        return {"n_arms": self.worlds.n_variants,
-                "action_mask": np.ones((self.num_envs, self.worlds.n_variants), np.int8),
-                "variant_texts": list(content.texts), "attribute_names": list(content.attribute_names),
-                "content_source": content.source,
-                "target_ctr": None if content.target_ctr is None else content.target_ctr.copy(),
-                "test_id": content.meta.get("test_id")}
+        return campaign_info(self.content, self.worlds.n_variants, mask_shape=(self.num_envs, self.worlds.n_variants))
 
     def segment_expected_rewards(self, world: int = 0) -> np.ndarray:
         """(n_segments, n_variants) expected reward per segment for a fresh user, under world ``world``'s drift."""
