@@ -78,3 +78,31 @@ def test_command_line_train_and_bad_option(tmp_path, capsys):
     assert (tmp_path / "rpp_seed0.pt").is_file() and "best validation NDCG@10" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="--episodes must be at least 1"):
         main(args[:-6] + ["--episodes", "0"])
+
+
+@pytest.mark.parametrize("baseline", ["initial-prompt", "none"])
+def test_reward_baseline_subtracts_the_users_starting_prompt_score(baseline):
+    train, _, _ = envs()
+    agent = RPPAgent(train.task.dim, RPPConfig(episodes_per_update=4, reward_baseline=baseline), seed=0)
+    seen = []
+
+    def capture(batch):
+        seen.extend(batch)
+        return {}
+
+    agent._update = capture
+    log = agent.train(train, episodes=4)
+    assert len(seen) == 4 and log.episodes == 4
+    for episode in seen:
+        for observation, actions, reward, _ in episode:
+            # The observation names the user only through its embedding: find the case by it.
+            case = next(c for c in train.users if np.array_equal(train.task.user_vector(c), observation["user"]))
+            raw = train.task.evaluate(case, actions).metrics["ndcg@10"]
+            start = train.task.evaluate(case, pa.HAND_WRITTEN).metrics["ndcg@10"]
+            assert reward == pytest.approx(raw - start if baseline == "initial-prompt" else raw)
+
+
+def test_unknown_reward_baseline_is_refused():
+    train, _, _ = envs()
+    with pytest.raises(ValueError, match="reward_baseline 'per-batch' is not one of"):
+        RPPAgent(train.task.dim, RPPConfig(reward_baseline="per-batch")).train(train, episodes=1)

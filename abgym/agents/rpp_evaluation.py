@@ -48,6 +48,7 @@ class EvaluationSettings:
     episodes: int = 200  # RPP training episodes per seed
     episodes_per_update: int = 16
     learning_rate: float = 1e-3
+    reward_baseline: str = "initial-prompt"  # see RPPConfig.reward_baseline
     n_search_users: int = 30  # train users the best fixed prompt is searched on
     search_passes: int = 1
     n_enumeration_users: int = 3
@@ -202,6 +203,7 @@ def run_evaluation(settings: EvaluationSettings, out: str | Path, *, language_mo
         train_env = parallel_env({**env_config, "split": "train"}, task=task)
         val_env = parallel_env({**env_config, "split": "validation", "max_users": settings.n_validation}, task=task)
         agent = RPPAgent(task.dim, RPPConfig(learning_rate=settings.learning_rate,
+                                             reward_baseline=settings.reward_baseline,
                                              episodes_per_update=settings.episodes_per_update), seed=seed)
         writer = SummaryWriter(str(out / "tensorboard" / f"seed{seed}"))
         log = timed("rpp training", lambda: agent.train(train_env, episodes=settings.episodes, validation_env=val_env,

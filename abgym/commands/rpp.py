@@ -16,6 +16,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=200, help="RPP training episodes per seed")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--episodes-per-update", type=int, default=16)
+    parser.add_argument("--reward-baseline", default="initial-prompt", choices=["initial-prompt", "none"],
+                        help="subtract the user's NDCG under the starting prompt from RPP's reward (default), or not")
     parser.add_argument("--eval-every", type=int, default=4, help="validate every this many updates (and at the end)")
     parser.add_argument("--out", default="results/rpp")
 
@@ -63,7 +65,7 @@ def _train(args) -> int:
               "embedder": args.embedder, "rounds": args.rounds, "max_users": args.train_users}
     env = parallel_env(config)
     validation = parallel_env({**config, "split": "validation", "max_users": args.validation_users}, task=env.task)
-    agent = RPPAgent(env.task.dim, RPPConfig(learning_rate=args.learning_rate,
+    agent = RPPAgent(env.task.dim, RPPConfig(learning_rate=args.learning_rate, reward_baseline=args.reward_baseline,
                                              episodes_per_update=args.episodes_per_update), seed=args.seed)
     out = Path(args.out)
     writer = SummaryWriter(str(out / "tensorboard" / f"train_seed{args.seed}"))
@@ -88,6 +90,7 @@ def _evaluate(args) -> int:
         n_search_users=args.search_users, n_enumeration_users=args.enumeration_users,
         ablation=not args.no_ablation, rpp_plus=not args.no_rpp_plus, ablation_seeds=args.ablation_seeds,
         episodes_per_update=args.episodes_per_update, eval_every=args.eval_every, search_passes=args.search_passes,
+        reward_baseline=args.reward_baseline,
     )
     result = run_evaluation(settings, args.out)
     print(markdown_table(result["summary"]))
