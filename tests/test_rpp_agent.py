@@ -64,6 +64,13 @@ def test_evaluation_writes_every_output(tmp_path):
             "rpp-fix-role", "rpp-fix-format", "enumeration-bound"} <= methods
     bound = next(e for e in result["summary"] if e["method"] == "enumeration-bound")
     assert bound["ndcg@10"] == 1.0  # the synthetic best prompt puts the target first
+    hand = next(e for e in result["summary"] if e["method"] == "hand-written")
+    assert hand["ndcg@10_vs_hand_written"] == 0.0
+    # Paired on the bound's users only: their own hand-written scores, not the mean over all test users.
+    hand_on_bound_user = next(r["ndcg@10"] for r in result["rows"]
+                              if r["method"] == "hand-written" and r["user_id"] == result["rows"][-1]["user_id"])
+    assert bound["ndcg@10_vs_hand_written"] == pytest.approx(1.0 - hand_on_bound_user)
+    assert "| hand-written | 6 | " in (tmp_path / "summary.md").read_text()
     for name in ("per_user.csv", "summary.csv", "summary.md", "ndcg.png", "training.png", "run.json"):
         assert (tmp_path / name).stat().st_size > 0
     assert list((tmp_path / "tensorboard" / "seed0").iterdir())
