@@ -2,6 +2,7 @@
 
     nice .venv/bin/python experiments/rpp_ml100k.py --budget shared   # what fits a shared 2-core machine (~1.5 h)
     nice .venv/bin/python experiments/rpp_ml100k.py --budget full     # the issue's scale: 200 train users, 100 test
+    nice .venv/bin/python experiments/rpp_ml100k.py --budget long     # the same, 4x the training at 3x the step size
 
 Both write per_user.csv, summary.csv, summary.md, ndcg.png, training.png, tensorboard/ and run.json to --out.
 ``--budget shared`` is the run reported in docs/rpp.md; any extra arguments are passed on to `abgym rpp evaluate`.
@@ -21,6 +22,11 @@ BUDGETS = {
              "--episodes", "200", "--episodes-per-update", "16", "--learning-rate", "1e-3",
              "--search-users", "30", "--enumeration-users", "3", "--ablation-seeds", "3"],
 }
+# The issue allows about 20 minutes of training per seed; "full" uses about 4. "long" spends that time: 800 episodes
+# (4 per train user on average) with a larger step, so that the actors can leave the uniform policy.
+BUDGETS["long"] = ["--test-users", "100", "--train-users", "200", "--validation-users", "30", "--rounds", "3",
+                   "--episodes", "800", "--episodes-per-update", "16", "--learning-rate", "3e-3", "--eval-every", "5",
+                   "--search-users", "30", "--enumeration-users", "3", "--ablation-seeds", "3"]
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
