@@ -1,11 +1,11 @@
-"""The RPP evaluation on MovieLens-100K with SmolLM2-135M, at one of two budgets, as one command.
+"""The RPP evaluation on MovieLens-100K with SmolLM2-135M, at one of three budgets, as one command.
 
-    nice .venv/bin/python experiments/rpp_ml100k.py --budget shared   # what fits a shared 2-core machine (~1.5 h)
+    nice .venv/bin/python experiments/rpp_ml100k.py --budget shared   # a reduced run (20 test users, 40 train users)
     nice .venv/bin/python experiments/rpp_ml100k.py --budget full     # the issue's scale: 200 train users, 100 test
     nice .venv/bin/python experiments/rpp_ml100k.py --budget long     # the same, 4x the training at 3x the step size
 
-Both write per_user.csv, summary.csv, summary.md, ndcg.png, training.png, tensorboard/ and run.json to --out.
-``--budget shared`` is the run reported in docs/rpp.md; any extra arguments are passed on to `abgym rpp evaluate`.
+Each writes per_user.csv, summary.csv, summary.md, ndcg.png, training.png, tensorboard/ and run.json to --out.
+docs/rpp.md reports ``full`` and ``long`` with their times; any extra arguments are passed on to `abgym rpp evaluate`.
 """
 from __future__ import annotations
 

@@ -89,8 +89,10 @@ def test_command_line_train_and_bad_option(tmp_path, capsys):
 
 @pytest.mark.parametrize("baseline", ["initial-prompt", "none"])
 def test_reward_baseline_subtracts_the_users_starting_prompt_score(baseline):
-    train, _, _ = envs()
-    agent = RPPAgent(train.task.dim, RPPConfig(episodes_per_update=4, reward_baseline=baseline), seed=0)
+    # A starting prompt with one best sentence: its score varies by user, so the wrong user's baseline would show.
+    start_prompt = (3, 0, 0, 0)
+    train = parallel_env({**FAST, "initial_actions": start_prompt})
+    agent = RPPAgent(train.task.dim, RPPConfig(episodes_per_update=8, reward_baseline=baseline), seed=0)
     seen = []
 
     def capture(batch):
@@ -98,15 +100,39 @@ def test_reward_baseline_subtracts_the_users_starting_prompt_score(baseline):
         return {}
 
     agent._update = capture
-    log = agent.train(train, episodes=4)
-    assert len(seen) == 4 and log.episodes == 4
+    log = agent.train(train, episodes=8)
+    assert len(seen) == 8 and log.baseline_rankings == (8 if baseline == "initial-prompt" else 0)
+    starts = set()
     for episode in seen:
         for observation, actions, reward, _ in episode:
             # The observation names the user only through its embedding: find the case by it.
             case = next(c for c in train.users if np.array_equal(train.task.user_vector(c), observation["user"]))
             raw = train.task.evaluate(case, actions).metrics["ndcg@10"]
-            start = train.task.evaluate(case, pa.HAND_WRITTEN).metrics["ndcg@10"]
+            start = train.task.evaluate(case, start_prompt).metrics["ndcg@10"]
+            starts.add(start)
             assert reward == pytest.approx(raw - start if baseline == "initial-prompt" else raw)
+    assert len(starts) > 1
+
+
+def test_summary_pairs_each_method_with_the_hand_written_prompt_by_user():
+    from abgym.agents.rpp_evaluation import markdown_table, summarize
+
+    hand = {"7": 0.2, "8": 0.9, "9": 0.5}
+    other = {"9": 0.6, "7": 0.5, "8": 0.9}  # listed in another order: pairing goes by user id
+    rows = [{"method": "hand-written", "seed": 0, "user_id": u, "ndcg@10": v, "hr@1": 0, "hr@3": 0}
+            for u, v in hand.items()]
+    rows += [{"method": "other", "seed": s, "user_id": u, "ndcg@10": v + 0.1 * s, "hr@1": 0, "hr@3": 0}
+             for s in (0, 1) for u, v in other.items()]
+    rows += [{"method": "bound", "seed": 0, "user_id": 8, "ndcg@10": 1.0, "hr@1": 1, "hr@3": 1}]  # an int id, as
+    summary = {e["method"]: e for e in summarize(rows, [8])}  # read back from a CSV
+    # other, seed-averaged: 7 -> 0.55, 8 -> 0.95, 9 -> 0.65; differences 0.35, 0.05, 0.15
+    assert summary["other"]["ndcg@10_vs_hand_written"] == pytest.approx(0.55 / 3)
+    assert summary["other"]["ndcg@10_vs_hand_written_low"] < 0.55 / 3 < summary["other"]["ndcg@10_vs_hand_written_high"]
+    assert summary["bound"]["ndcg@10_vs_hand_written"] == pytest.approx(0.1)  # user 8 only
+    assert summary["bound"]["ndcg@10_vs_hand_written_n"] == 1
+    assert summary["other"]["ndcg@10_on_enumeration_users"] == pytest.approx(0.95)
+    table = markdown_table(list(summary.values()))
+    assert "| hand-written | 3 | 0.533 [" in table and "(reference)" in table and "+0.183 [" in table
 
 
 def test_unknown_reward_baseline_is_refused():

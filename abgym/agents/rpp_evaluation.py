@@ -309,6 +309,8 @@ def summarize(rows: list[dict], bound_user_ids: list[str]) -> list[dict]:
     import pandas as pd
 
     frame = pd.DataFrame(rows)
+    frame["user_id"] = frame["user_id"].astype(str)  # ids read back from a CSV come as numbers
+    bound_user_ids = [str(u) for u in bound_user_ids]
     summary = []
     hand_written = frame[frame["method"] == "hand-written"]
     reference = hand_written.groupby("user_id")["ndcg@10"].mean() if len(hand_written) else None
@@ -323,7 +325,7 @@ def summarize(rows: list[dict], bound_user_ids: list[str]) -> list[dict]:
             shared = per_user.index.intersection(reference.index)
             diff, low, high = mean_ci((per_user.loc[shared, "ndcg@10"] - reference.loc[shared]).to_numpy())
             entry.update({"ndcg@10_vs_hand_written": diff, "ndcg@10_vs_hand_written_low": low,
-                          "ndcg@10_vs_hand_written_high": high})
+                          "ndcg@10_vs_hand_written_high": high, "ndcg@10_vs_hand_written_n": len(shared)})
         if bound_user_ids:
             on_bound = per_user.loc[per_user.index.intersection(bound_user_ids), "ndcg@10"]
             entry["ndcg@10_on_enumeration_users"] = float(on_bound.mean()) if len(on_bound) else float("nan")
@@ -341,6 +343,8 @@ def markdown_table(summary: list[dict]) -> str:
         cells = [f"{e[m]:.3f} [{e[m + '_low']:.3f}, {e[m + '_high']:.3f}]" for m in METRICS]
         key = "ndcg@10_vs_hand_written"
         paired = "" if key not in e else f"{e[key]:+.3f} [{e[key + '_low']:+.3f}, {e[key + '_high']:+.3f}]"
+        if key in e and e[key + "_n"] < e["n_users"]:
+            paired += f" (on {e[key + '_n']} users)"
         paired = "(reference)" if e["method"] == "hand-written" else paired
         seeds = ", ".join(f"{v:.3f}" for v in e["ndcg@10_per_seed"])
         bound = e.get("ndcg@10_on_enumeration_users", float("nan"))

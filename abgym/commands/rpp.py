@@ -16,6 +16,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=200, help="RPP training episodes per seed")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--episodes-per-update", type=int, default=16)
+    # The choices are abgym.agents.rpp.REWARD_BASELINES, spelled out so that `--help` does not import torch.
     parser.add_argument("--reward-baseline", default="initial-prompt", choices=["initial-prompt", "none"],
                         help="subtract the user's NDCG under the starting prompt from RPP's reward (default), or not")
     parser.add_argument("--eval-every", type=int, default=4, help="validate every this many updates (and at the end)")
