@@ -70,12 +70,7 @@ def mean_expected_reward(agent, env, n=300, seed=123):
     return total / n
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("n_variants", [2, 5, 9])

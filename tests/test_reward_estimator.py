@@ -9,12 +9,7 @@ from abgym.agents.reward_estimator import OnlineRewardEstimator, RewardEstimator
 from test_actor_critic import ToyMarketingEnv
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def feed(estimator, env, n, seed=0):
