@@ -3,11 +3,11 @@
     python experiments/marketing_comparison.py --quick --out results/marketing-quick
     python experiments/marketing_comparison.py --seeds 5 --arrivals 3000 --out results/marketing
 
-The study lives in ``abgym.agents.marketing_comparison``, so that the installed command runs it too.
+The study lives in ``abgym.studies.marketing_comparison``, so that the installed command runs it too.
 """
 import sys
 
-from abgym.agents.marketing_comparison import main
+from abgym.studies.marketing_comparison import main
 
 if __name__ == "__main__":
     sys.exit(main())

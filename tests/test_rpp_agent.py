@@ -52,7 +52,7 @@ def test_same_seed_same_training(tmp_path):
 
 
 def test_evaluation_writes_every_output(tmp_path):
-    from abgym.agents.rpp_evaluation import EvaluationSettings, run_evaluation
+    from abgym.studies.rpp_evaluation import EvaluationSettings, run_evaluation
 
     settings = EvaluationSettings(
         dataset="synthetic", recommender="synthetic", embedder="hashing", seeds=(0, 1), n_train=20,
@@ -115,7 +115,7 @@ def test_reward_baseline_subtracts_the_users_starting_prompt_score(baseline):
 
 
 def test_summary_pairs_each_method_with_the_hand_written_prompt_by_user():
-    from abgym.agents.rpp_evaluation import markdown_table, summarize
+    from abgym.studies.rpp_evaluation import markdown_table, summarize
 
     hand = {"7": 0.2, "8": 0.9, "9": 0.5}
     other = {"9": 0.6, "7": 0.5, "8": 0.9}  # listed in another order: pairing goes by user id

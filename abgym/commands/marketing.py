@@ -4,7 +4,7 @@
     abgym marketing compare --seeds 5 --arrivals 3000 --out results/marketing
     tensorboard --logdir results/marketing/runs
 
-The study itself is ``abgym.agents.marketing_comparison`` (also runnable as ``experiments/marketing_comparison.py``).
+The study itself is ``abgym.studies.marketing_comparison`` (also runnable as ``experiments/marketing_comparison.py``).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 
 def load_experiment():
     """The comparison module; it imports only numpy at the top, the agents and torch wait for the run."""
-    from abgym.agents import marketing_comparison
+    from abgym.studies import marketing_comparison
 
     return marketing_comparison
 

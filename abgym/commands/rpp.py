@@ -82,7 +82,7 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     _check(args)
-    from abgym.agents.rpp_evaluation import EvaluationSettings, markdown_table, run_evaluation
+    from abgym.studies.rpp_evaluation import EvaluationSettings, markdown_table, run_evaluation
 
     settings = EvaluationSettings(
         dataset=args.dataset, data_path=args.data_path, recommender=args.recommender, embedder=args.embedder,

@@ -1,0 +1,1 @@
+"""Studies: comparisons and evaluations that combine environments and agents (the layer above both)."""
