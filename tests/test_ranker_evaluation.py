@@ -65,3 +65,49 @@ def test_leave_one_group_out_tests_every_experiment_once(by):
     assert pooled.n_experiments == 50 and len(folds) == 5
     with pytest.raises(ValueError, match="unknown grouping"):
         leave_one_group_out(experiments, fit_predict, by="month")
+
+
+def test_chi_square_p_separates_real_differences_from_noise():
+    from scipy.stats import chi2_contingency
+
+    from abgym.ranker.evaluation import chi_square_p
+    assert chi_square_p([100, 100], [1000, 1000]) == pytest.approx(1.0)
+    assert chi_square_p([50, 100], [1000, 1000]) < 0.001
+    clicks, impressions = np.array([30, 42, 37]), np.array([1000, 1100, 900])
+    table = np.stack([clicks, impressions - clicks], axis=1)
+    assert chi_square_p(clicks, impressions) == pytest.approx(chi2_contingency(table, correction=False).pvalue)
+    assert chi_square_p([0, 0], [500, 500]) == 1.0            # no clicks: undefined, never "significant"
+
+
+def test_pairwise_accuracy_counts_only_significant_pairs():
+    from abgym.ranker.evaluation import significant_pairs
+    clicks, impressions = np.array([10, 60, 61]), np.full(3, 1000)
+    left, right = significant_pairs(clicks, impressions)
+    assert sorted(zip(left.tolist(), right.tolist())) == [(0, 1), (0, 2)]   # 60 vs 61 is noise
+    experiment = make("a", clicks)
+    right_order = evaluate_predictions([np.array([0.0, 1.0, 0.5])], [experiment])  # wrong on the noisy pair only
+    assert right_order.pairwise_accuracy()[0] == 1.0 and right_order.pairwise_accuracy()[2] == 2
+    wrong = evaluate_predictions([np.array([2.0, 1.0, 0.5])], [experiment])
+    assert wrong.pairwise_accuracy()[0] == 0.0
+    tie = evaluate_predictions([np.zeros(3)], [experiment])
+    assert tie.pairwise_accuracy()[0] == 0.5
+
+
+def test_protocol_subsets_and_paired_table():
+    from abgym.ranker.evaluation import paired_difference, protocol_table
+    strong = [make(f"s{i}", [10, 40, 80]) for i in range(30)]      # p << 0.01
+    weak = [make(f"w{i}", [50, 52, 51]) for i in range(30)]        # p ~ 1
+    experiments = strong + weak
+    good = evaluate_predictions([np.arange(3.0) for _ in experiments], experiments)
+    bad = evaluate_predictions([-np.arange(3.0) for _ in experiments], experiments)
+    protocol = good.protocol()
+    assert protocol["all"]["n_experiments"] == 60 and protocol["p<0.01"]["n_experiments"] == 30
+    assert protocol["p<0.01"]["spearman"] == pytest.approx(1.0)
+    diff = paired_difference(good, bad, "spearman")
+    assert diff["mean"] == pytest.approx(2 * good.spearman.mean()) and diff["ci"][0] > 0
+    assert paired_difference(good, bad, "pair_accuracy")["mean"] == pytest.approx(1.0)
+    table, figures = protocol_table({"good": good, "bad": bad}, baselines=("bad",))
+    assert table.count("\n") == 2 + 6 - 1 and "Δ Spearman vs bad" in table
+    assert figures["good"]["p<0.01"]["spearman_vs_bad"]["mean"] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="same experiments"):
+        paired_difference(good, good.subset(np.arange(60) < 30), "top1")

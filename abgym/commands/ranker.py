@@ -30,6 +30,8 @@ def register(subparsers) -> None:
     data_options(evaluate)
     evaluate.add_argument("--model", default=None, help="a saved ranker (default: the cached one; fitted if absent)")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--ngram-alpha", type=float, default=1.0,
+                          help="ridge penalty of the character n-gram baseline (docs/ranker.md: chosen by CV)")
     evaluate.set_defaults(handler=run_evaluate)
 
     explain = commands.add_parser("explain", help="drivers, opportunities, chart and LLM insights for one experiment")
@@ -99,14 +101,27 @@ def run_fit(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    from abgym.ranker.evaluation import evaluate_ranker, random_report
+    import time
+
+    from abgym.ranker.baselines import NgramRidge
+    from abgym.ranker.evaluation import evaluate_predictions, evaluate_ranker, protocol_table, random_report
 
     ranker, path = _load_or_fit(args)
     test = _experiments(args, "test")
     print(f"ranker {path} ({ranker.config.objective}, fields {list(ranker.config.fields)}) on {len(test)} held-out "
           f"experiments with at least two distinct headlines (split by {args.split_by}):")
-    print(evaluate_ranker(ranker, test, seed=args.seed).line("ranker"))
-    print(random_report(test, seed=args.seed).line("random"))
+    started = time.time()
+    ngram = NgramRidge(alpha=args.ngram_alpha, fields=ranker.config.fields).fit(_experiments(args, "train"))
+    reports = {"random (uniform guess)": random_report(test, seed=args.seed),
+               "char n-gram ridge (baseline)": evaluate_predictions(
+                   [ngram.predict(e.texts(ngram.fields)) for e in test], test, args.seed),
+               "ranker": evaluate_ranker(ranker, test, seed=args.seed)}
+    for name, report in reports.items():
+        print(report.line(name[:34]))
+    table, _ = protocol_table(reports, baselines=("char n-gram ridge (baseline)",), seed=args.seed)
+    print(f"\nby the paper's protocol (subsets: chi-square test of clicks across arms; pair accuracy over pairs "
+          f"significant at p < 0.05; n-gram baseline fitted on the train split in {time.time() - started:.0f} s):\n")
+    print(table)
     return 0
 
 
