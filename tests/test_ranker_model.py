@@ -135,3 +135,12 @@ def test_bad_ranker_files_and_options_are_named(tmp_path):
         ContentRanker(embedder=embedder).predict(["a"])
     with pytest.raises(TypeError, match="list of texts"):
         ContentRanker(embedder=embedder, n_components=3).fit(experiments).predict("one string")
+
+
+def test_one_default_configuration():
+    from abgym.ranker.prior import DEFAULT_CONFIG
+    from abgym.ranker.ranker import ALGORITHM_1
+    default = ContentRanker().config
+    assert default == RankerConfig() == DEFAULT_CONFIG
+    assert (default.objective, default.n_components, default.ridge) == ("pairwise", None, 10.0)
+    assert ALGORITHM_1.objective == "pointwise" and ALGORITHM_1 != default

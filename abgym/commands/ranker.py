@@ -17,7 +17,8 @@ def register(subparsers) -> None:
     fit = commands.add_parser("fit", help="fit the ranker on the train split and save it")
     data_options(fit)
     fit.add_argument("--objective", choices=["pointwise", "pointwise_relative", "pairwise"], default="pairwise",
-                     help="pointwise: the paper's Algorithm 1; pairwise: within-experiment soft-label logistic")
+                     help="pointwise: the paper's Algorithm 1; pairwise (default, RankerConfig()): "
+                          "within-experiment soft-label logistic")
     fit.add_argument("--fields", nargs="+", default=["headline"], choices=["headline", "excerpt", "lede"])
     fit.add_argument("--components", type=int, default=0,
                      help="PCA dimensions q (0: none, the full embedding; chosen by cross-validation, docs/ranker.md)")
@@ -67,7 +68,11 @@ def _load_or_fit(args):
     if args.model:
         raise SystemExit(f"error: no ranker at {path}; fit one with `abgym ranker fit --out {path}`")
     print(f"no fitted ranker at {path} yet: fitting the default one (abgym ranker fit)")
-    ranker = _fit(args, objective="pairwise", fields=("headline",), components=0, ridge=10.0, use_all=False)
+    from abgym.ranker.ranker import RankerConfig
+
+    default = RankerConfig()  # the one default: what ContentRanker() and RankerPrior.default() fit
+    ranker = _fit(args, objective=default.objective, fields=default.fields, components=default.n_components or 0,
+                  ridge=default.ridge, use_all=False)
     ranker.save(path)
     return ranker, path
 
@@ -87,10 +92,31 @@ def _fit(args, objective, fields, components, ridge, use_all):
     config = RankerConfig(fields=tuple(fields), n_components=components or None, ridge=ridge, objective=objective)
     experiments = _experiments(args, "all" if use_all else "train")
     started = time.time()
-    ranker = ContentRanker(config).fit(experiments)
+    ranker = ContentRanker(config)
+    _announce_cold_embedding(ranker, [t for e in experiments for t in e.texts(config.fields)])
+    ranker.fit(experiments)
     print(f"fitted {objective} ranker on {len(experiments)} experiments ({ranker.metadata['n_arms']} arms) "
           f"in {time.time() - started:.1f} s")
     return ranker
+
+
+# Measured on the 2-core development machine (docs/ranker.md): 8,815 headlines in 55 s idle, 360 s under load.
+_TEXTS_PER_SECOND_IDLE, _TEXTS_PER_SECOND_LOADED = 160.0, 25.0
+
+
+def _announce_cold_embedding(ranker, texts) -> None:
+    """Say how many texts the embedder still has to compute and how long that should take (the cold first fit)."""
+    from abgym.llm.embedding_cache import text_key
+
+    cache = getattr(ranker.embedder, "_cache", None)
+    if cache is None:
+        return
+    keys = sorted({text_key(t) for t in texts})
+    missing = len(keys) - len(cache.get_many(keys))
+    if missing >= 200:
+        print(f"embedding {missing} texts not yet in the cache (once; later fits take seconds): about "
+              f"{missing / _TEXTS_PER_SECOND_IDLE / 60:.0f}-{missing / _TEXTS_PER_SECOND_LOADED / 60:.0f} min "
+              f"on two cores, from idle to busy", flush=True)
 
 
 def run_fit(args) -> int:

@@ -19,8 +19,8 @@ import numpy as np
 from abgym.ranker.ranker import ContentRanker, RankerConfig, experiment_texts
 
 DEFAULT_FILE = "ranker_prior_default.npz"
-# The configuration of RankerPrior.default(): the best variant of experiments/ranker_eval.py (docs/ranker.md).
-DEFAULT_CONFIG = RankerConfig(objective="pairwise", n_components=None, ridge=10.0)
+# The configuration of RankerPrior.default(): the project's default ranker, RankerConfig() (docs/ranker.md).
+DEFAULT_CONFIG = RankerConfig()
 
 
 @dataclass

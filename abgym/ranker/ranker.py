@@ -38,10 +38,12 @@ class RankerFileError(ValueError):
 
 @dataclass
 class RankerConfig:
+    """The defaults are the project's default ranker (docs/ranker.md): the pairwise objective on the full MiniLM
+    embedding, ridge 10, chosen by cross-validation inside the training split. ``ALGORITHM_1`` is the paper's."""
     fields: tuple[str, ...] = ("headline",)
-    n_components: int = 64           # q; None or >= embedding dim keeps every direction (no PCA truncation)
+    n_components: int | None = None  # q; None or >= embedding dim keeps every direction (no PCA truncation)
     ridge: float = 10.0              # L2 penalty (pointwise: on impression weights normalised to mean 1)
-    objective: str = "pointwise"
+    objective: str = "pairwise"
     weighting: str = "impressions"   # pointwise sample weights: "impressions" or "none"
 
     def __post_init__(self):
@@ -57,6 +59,10 @@ class RankerConfig:
             raise ValueError(f"ridge must be >= 0, got {self.ridge}")
         if self.n_components is not None and self.n_components < 1:
             raise ValueError(f"n_components must be >= 1 or None, got {self.n_components}")
+
+
+# The paper's Algorithm 1 as cross-validated on the training split (docs/ranker.md: q none, ridge 100).
+ALGORITHM_1 = RankerConfig(objective="pointwise", n_components=None, ridge=100.0)
 
 
 @dataclass
@@ -247,7 +253,9 @@ class ContentRanker:
         return self._embedder
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.embedder.encode(list(texts), show_progress=len(texts) > 2000), dtype=np.float64)
+        # None lets the Embedder show a progress bar when many texts are not cached yet (the cold first fit).
+        return np.asarray(self.embedder.encode(list(texts), show_progress=None if len(texts) > 2000 else False),
+                          dtype=np.float64)
 
     # -- fitting ----------------------------------------------------------------------------------------------------
     def fit(self, experiments, *, reference_texts: Sequence[str] | None = None,
