@@ -16,4 +16,8 @@ def __getattr__(name):
         from abgym.evaluation import evaluate
 
         return evaluate
+    if name == "make_sb3_vec_env":  # pulls stable-baselines3 and torch (the `rl` extra)
+        from abgym.sb3 import make_sb3_vec_env
+
+        return make_sb3_vec_env
     raise AttributeError(f"module 'abgym' has no attribute {name!r}")

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from abgym.agents.base import Agent
+from abgym.env_metrics import CURVE_POINTS, EpisodeTracker
 
 DEFAULT_ENV = "abgym/ABTest-v0"
-CURVE_POINTS = 101  # cumulative-regret curves are sampled at these shares of the episode's traffic
 EPISODE_COLUMNS = [
     "agent", "seed", "episode", "env_seed", "test_id", "n_arms", "steps", "traffic", "reward", "regret",
     "relative_regret", "best_arm_share", "declared_winner", "declared", "winner_correct", "seconds",
@@ -50,40 +50,6 @@ class EvaluationResult:
 
 
 # ---------------------------------------------------------------------------------------------- one episode
-class EpisodeTracker:
-    """Accumulates one episode's metrics from the env's step infos (shared by evaluation and the SB3 callback)."""
-
-    def __init__(self) -> None:
-        self.reward = 0.0
-        self.regret = 0.0
-        self.traffic = 0.0
-        self.best_traffic = 0.0
-        self.steps = 0
-        self.used: list[float] = [0.0]
-        self.cumulative_regret: list[float] = [0.0]
-
-    def step(self, reward: float, info: dict) -> None:
-        impressions = float(info.get("impressions", 1))
-        regret = float(info.get("expected_regret", math.nan))
-        self.reward += float(reward)
-        self.regret += regret
-        self.traffic += impressions
-        # Zero expected regret means the batch went to a best arm (this also counts ties for best).
-        self.best_traffic += impressions * (regret <= 1e-12)
-        self.steps += 1
-        self.used.append(self.traffic)
-        self.cumulative_regret.append(self.regret)
-
-    @property
-    def best_arm_share(self) -> float:
-        return self.best_traffic / self.traffic if self.traffic else math.nan
-
-    def curve(self, points: int = CURVE_POINTS) -> np.ndarray:
-        """Cumulative regret at evenly spaced shares of the episode's traffic (0 to 1)."""
-        used = np.asarray(self.used) / max(self.traffic, 1.0)
-        return np.interp(np.linspace(0.0, 1.0, points), used, np.asarray(self.cumulative_regret))
-
-
 def episode_seed(seed: int, episode: int, stream: int = 0) -> int:
     """A seed for episode ``episode`` of run ``seed``: stream 0 for the env, 1 for the agent."""
     return int(np.random.SeedSequence([int(seed), int(episode), stream]).generate_state(1)[0])
@@ -100,7 +66,7 @@ def run_episode(agent: Agent, env, env_seed: int, agent_seed: int, reset_options
         action = agent.act(observation, step_info)
         observation, reward, terminated, truncated, step_info = env.step(action)
         agent.update(action, reward, observation, step_info)
-        tracker.step(reward, step_info)
+        tracker.step(reward, step_info, action)
         if terminated or truncated:
             break
     true_ctr = getattr(env.unwrapped, "true_ctr", None)

@@ -7,6 +7,7 @@ project's machines (a quoted figure, not measured here).
     python scripts/bench_envs.py                 # every benchmark
     python scripts/bench_envs.py --only ab_test  # one of them
     python scripts/bench_envs.py --seconds 3 --repeats 5   # longer, steadier measurements
+    python scripts/bench_envs.py --only sb3_ppo  # SB3 PPO env-steps/s: make_sb3_vec_env vs make_vec_env
 
 To add an environment, write ``bench_<name>(seconds, repeats) -> list[Result]`` (usually one call of ``measure``)
 and append it to ``BENCHMARKS``.
@@ -142,7 +143,52 @@ def bench_personalized_marketing(seconds: float, repeats: int) -> list[Result]:
     return results
 
 
-BENCHMARKS: list[Callable[[float, int], list[Result]]] = [bench_ab_test, bench_personalized_marketing]
+NOTES: list[str] = []  # lines a benchmark adds below the table (ratios that are not against CartPole)
+
+
+def bench_sb3_ppo(seconds: float, repeats: int, n_envs: int = 16) -> list[Result]:
+    """SB3 PPO env-steps/s on PersonalizedMarketing-v0 (defaults), training included: ``abgym.make_sb3_vec_env``
+    (the batched simulator behind SB3's VecEnv) against SB3's ``make_vec_env`` of single envs (a DummyVecEnv), with
+    the same PPO settings, interleaved; each run trains a fresh model for ``repeats`` x 4 rollouts of 2,048 steps at
+    least ``seconds`` long. The "x CartPole" column is against the make_vec_env run here (printed below)."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env_id = "abgym/PersonalizedMarketing-v0"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a small MLP: extra threads only add overhead
+    makers = {
+        f"SB3 PPO, abgym.make_sb3_vec_env (N={n_envs})": lambda: abgym.make_sb3_vec_env(env_id, n_envs, seed=0),
+        f"SB3 PPO, make_vec_env single envs (N={n_envs})": lambda: make_vec_env(lambda: gym.make(env_id), n_envs=n_envs,
+                                                                              seed=0),
+    }
+    steps_per_rollout = 2048
+    runs: dict[str, list[tuple[int, float]]] = {name: [] for name in makers}
+    try:
+        for _ in range(repeats):
+            for name, make in makers.items():
+                venv = make()
+                model = PPO("MultiInputPolicy", venv, n_steps=steps_per_rollout // n_envs, batch_size=256,
+                            n_epochs=4, seed=0, verbose=0, device="cpu")
+                total, start = 0, time.perf_counter()
+                while total < 4 * steps_per_rollout or time.perf_counter() - start < seconds:
+                    model.learn(steps_per_rollout, reset_num_timesteps=False)
+                    total += steps_per_rollout
+                runs[name].append((total, time.perf_counter() - start))
+                venv.close()
+    finally:
+        torch.set_num_threads(threads)
+    medians = {name: sorted(r, key=lambda run: run[0] / run[1])[len(r) // 2] for name, r in runs.items()}
+    batched, single = (medians[name] for name in makers)
+    reference = single[0] / single[1]
+    ratio = (batched[0] / batched[1]) / reference
+    NOTES.append(f"SB3 PPO on {env_id}, N={n_envs}, training included: make_sb3_vec_env "
+                 f"{batched[0] / batched[1]:,.0f} env-steps/s vs make_vec_env {reference:,.0f}: {ratio:.2f}x")
+    return [Result(name, *medians[name], reference) for name in makers]
+
+
+BENCHMARKS: list[Callable[[float, int], list[Result]]] = [bench_ab_test, bench_personalized_marketing, bench_sb3_ppo]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,8 +217,11 @@ def main(argv: list[str] | None = None) -> int:
             )
     print(
         f"Median of {args.repeats} interleaved runs of {args.seconds:g} s each. x CartPole: ratio to gymnasium's "
-        "CartPole-v1 (random policy) timed interleaved in the same run; x RecoGym: ratio to the quoted 8,000 steps/s."
+        "CartPole-v1 (random policy) timed interleaved in the same run (SB3 rows: to the make_vec_env run); "
+        "x RecoGym: ratio to the quoted 8,000 steps/s."
     )
+    for note in NOTES:
+        print(note)
     return 0
 
 
