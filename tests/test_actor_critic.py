@@ -144,7 +144,7 @@ def test_bad_input_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="no actor-critic checkpoint"):
         ActorCriticAgent.load(tmp_path / "missing.zip", ToyMarketingEnv())
     (tmp_path / "junk.zip").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="not an SB3 checkpoint"):
+    with pytest.raises(ValueError, match="has no manifest"):
         ActorCriticAgent.load(tmp_path / "junk.zip", ToyMarketingEnv())
     flat = gym.spaces.Dict({"user": gym.spaces.Box(0, 1, (2,))})
     with pytest.raises(KeyError, match="observation_type='dict'"):

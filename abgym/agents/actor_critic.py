@@ -16,6 +16,9 @@ that variant's score, so that the actor can follow the model from its first upda
 """
 from __future__ import annotations
 
+import io
+import pickle
+import random
 from pathlib import Path
 
 import gymnasium as gym
@@ -28,10 +31,12 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
+from abgym import checkpoint
 from abgym.agents.reward_estimator import OnlineRewardEstimator, RewardEstimatorWrapper
-from abgym.paths import atomic_write
 
 ALGORITHMS = {"ppo": PPO, "a2c": A2C}
+CHECKPOINT_KIND = "abgym-actor-critic"
+SAVED = "saved"  # load(estimator=SAVED): the estimator setting the checkpoint was saved with
 REQUIRED_KEYS = ("user", "context", "memory", "variants")
 
 
@@ -151,9 +156,10 @@ class ActorCriticAgent:
 
     ``estimator``: None (plain RL), or ``"input"`` | ``"shaping"`` | ``"both"`` (see
     :mod:`abgym.agents.reward_estimator`). ``gamma`` defaults to 0: each arrival is a new decision whose reward
-    arrives at once; raise it when the env carries consequences across arrivals. Checkpoints are SB3 zips written
-    atomically, with the estimator (weights, optimizer, replay window) beside them, and :meth:`learn` continues the
-    step count, so that a run resumes where it stopped.
+    arrives at once; raise it when the env carries consequences across arrivals. A checkpoint is one unit (an SB3
+    zip, the estimator's weights, optimizer and window, the env and RNG states, and a manifest written last that
+    binds them, :mod:`abgym.checkpoint`), and :meth:`learn` continues the step count, so that ``load(path)``
+    resumes exactly where the run stopped.
     """
 
     def __init__(self, env: gym.Env, algorithm: str = "ppo", estimator: str | None = None, use_memory: bool = True,
@@ -200,46 +206,123 @@ class ActorCriticAgent:
         return int(action)
 
     def save(self, path: str | Path) -> Path:
-        """``path`` (SB3 zip) and, with an estimator, ``path`` + ``.estimator.pt``; both atomic."""
+        """Save one checkpoint (:mod:`abgym.checkpoint`): ``path`` (SB3 zip), with an estimator ``path`` +
+        ``.estimator.pt``, the resume state ``path`` + ``.resume.pkl``, then the manifest that binds them.
+
+        The resume state is what SB3's zip leaves out and an exact continuation needs: the environment as it stands
+        (its RNG, the current user, the estimator's window inside its wrapper) and the global RNG states of torch,
+        numpy and ``random``. An env that cannot be pickled is saved without it (``load`` then needs an ``env``).
+        """
         path = Path(path)
         if path.suffix != ".zip":
             path = path.with_suffix(path.suffix + ".zip")
+        model_bytes = io.BytesIO()
+        self.model.save(model_bytes)
+        parts = {path.name: model_bytes.getvalue()}
         if self.reward_estimator is not None:
-            self.reward_estimator.save(estimator_path(path))
-        with atomic_write(path) as handle:
-            self.model.save(handle)
+            parts[estimator_path(path).name] = self.reward_estimator.to_bytes()
+        metadata = {"algorithm": self.algorithm, "estimator": self.estimator_use,
+                    "beta": getattr(self.env, "beta", None), "num_timesteps": int(self.model.num_timesteps),
+                    "estimator_n_seen": None if self.reward_estimator is None else int(self.reward_estimator.n_seen),
+                    "settings": self.settings}
+        try:
+            parts[resume_path(path).name] = pickle.dumps({"venv": self.model.get_env(), "agent_env": self.env,
+                                                       "rng": _global_rng_states()})
+            metadata["exact_resume"] = True
+        except Exception as error:  # noqa: BLE001 - an env holding a lock, a model handle, a lambda...
+            metadata["exact_resume"] = False
+            metadata["no_resume_because"] = f"{type(error).__name__}: {error}"
+        checkpoint.write(path, parts, kind=CHECKPOINT_KIND, metadata=metadata)
         return path
 
     @classmethod
-    def load(cls, path: str | Path, env: gym.Env, estimator: str | None = None, beta: float = 0.5,
-             tensorboard_log: str | None = None) -> "ActorCriticAgent":
-        """Load a checkpoint to continue training on ``env`` (the unwrapped env; the estimator is re-attached)."""
+    def load(cls, path: str | Path, env: gym.Env | None = None, estimator: str | None = SAVED,
+             beta: float | None = None, tensorboard_log: str | None = None) -> "ActorCriticAgent":
+        """Load a checkpoint saved by :meth:`save`; a partial or mixed set of files is refused (CheckpointError).
+
+        ``env=None`` resumes exactly: the saved environment, its last observation and the RNG states come back, so
+        that ``learn`` continues as if the run had never stopped. With an ``env`` (the unwrapped env), training
+        continues on it from its own reset (the estimator is re-attached), which is not the same trajectory.
+        ``estimator`` and ``beta`` default to the saved ones.
+        """
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no actor-critic checkpoint at {path}")
+        manifest, parts = checkpoint.read(path, kind=CHECKPOINT_KIND)
+        saved = manifest["metadata"]
+        estimator = saved["estimator"] if estimator == SAVED else estimator
+        beta = saved.get("beta") if beta is None else beta
+        beta = 0.5 if beta is None else beta
         try:
-            data, _, _ = load_from_zip_file(path, device="cpu")
+            data, _, _ = load_from_zip_file(io.BytesIO(parts[path.name]), device="cpu")
         except Exception as error:  # noqa: BLE001 - a foreign file fails in zipfile, json or torch
             raise ValueError(f"{path} is not an SB3 checkpoint written by ActorCriticAgent.save: {error}") from error
         algorithm = "ppo" if "clip_range" in data else "a2c"
-        model = ALGORITHMS[algorithm].load(path, device="cpu", tensorboard_log=tensorboard_log)
         saved_estimator = None
         if estimator is not None:
-            if not estimator_path(path).exists():
-                raise FileNotFoundError(f"estimator={estimator!r} but {estimator_path(path)} is missing")
-            saved_estimator = OnlineRewardEstimator.load(estimator_path(path))
-        agent = cls(env, algorithm=algorithm, estimator=estimator, beta=beta, _model=model, _estimator=saved_estimator)
+            if estimator_path(path).name not in parts:
+                raise checkpoint.CheckpointError(
+                    f"estimator={estimator!r} but checkpoint {path} was saved without a reward estimator; "
+                    "load it with estimator=None")
+            saved_estimator = OnlineRewardEstimator.from_bytes(parts[estimator_path(path).name],
+                                                               source=str(estimator_path(path)))
+        logging = {} if tensorboard_log is None else {"tensorboard_log": tensorboard_log}
+        if env is None:
+            agent = cls._resume(path, parts, saved, algorithm, estimator, beta, logging)
+        else:
+            model = ALGORITHMS[algorithm].load(io.BytesIO(parts[path.name]), device="cpu", **logging)
+            agent = cls(env, algorithm=algorithm, estimator=estimator, beta=beta, _model=model,
+                        _estimator=saved_estimator)
+        model = agent.model
         # Report the configuration that was saved, not the constructor's defaults.
         agent.seed = model.seed
         agent.settings.update(seed=model.seed,
                               hidden=model.policy_kwargs.get("features_extractor_kwargs", {}).get("hidden", 64))
         if saved_estimator is not None:
-            saved = saved_estimator.hyperparameters
-            agent.settings.update(use_memory=saved["use_memory"], estimator_kwargs={
-                key: value for key, value in saved.items() if key not in ("use_memory", "seed")})
+            hyper = saved_estimator.hyperparameters
+            agent.settings.update(use_memory=hyper["use_memory"], estimator_kwargs={
+                key: value for key, value in hyper.items() if key not in ("use_memory", "seed")})
         return agent
+
+    @classmethod
+    def _resume(cls, path, parts, saved, algorithm, estimator, beta, logging):
+        if resume_path(path).name not in parts:
+            raise ValueError(f"checkpoint {path} holds no resume state (its env could not be pickled: "
+                             f"{saved.get('no_resume_because')}); pass env= to continue on a fresh env")
+        if estimator != saved["estimator"] or (estimator is not None and beta != saved.get("beta")):
+            raise ValueError(f"an exact resume keeps the saved estimator={saved['estimator']!r} and "
+                             f"beta={saved.get('beta')!r}; pass env= to change them")
+        state = pickle.loads(parts[resume_path(path).name])
+        venv = state["venv"]
+        seeds, options = list(venv._seeds), list(venv._options)
+        # force_reset=False keeps the saved last observation; SB3's load re-seeds the global RNGs and the env's
+        # next reset, so both are put back as they were at the save.
+        model = ALGORITHMS[algorithm].load(io.BytesIO(parts[path.name]), env=venv, device="cpu", force_reset=False,
+                                           **logging)
+        venv._seeds, venv._options = seeds, options
+        _set_global_rng_states(state["rng"])
+        agent = cls.__new__(cls)
+        agent.algorithm, agent.estimator_use, agent.seed = algorithm, estimator, model.seed
+        agent.settings = dict(saved.get("settings") or {})
+        agent.env, agent.model = state["agent_env"], model  # the same object as inside venv (one pickle)
+        return agent
+
+
+def _global_rng_states() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_global_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
 
 
 def estimator_path(path: str | Path) -> Path:
     path = Path(path)
     return path.with_name(path.name + ".estimator.pt")
+
+
+def resume_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".resume.pkl")

@@ -141,26 +141,26 @@ class OnlineRewardEstimator:
         return self.last_loss
 
     # -- save / load: weights, optimizer, replay window and RNG, so that training resumes exactly ----------------
-    def save(self, path: str | Path) -> Path:
+    def to_bytes(self) -> bytes:
         state = {"shapes": self.shapes, "hyperparameters": self.hyperparameters, "model": self.model.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "buffer": self.buffer, "n_seen": self.n_seen,
                  "rng_state": self.rng.bit_generator.state}
         buffer = io.BytesIO()
         torch.save(state, buffer)
+        return buffer.getvalue()
+
+    def save(self, path: str | Path) -> Path:
         with atomic_write(path) as handle:
-            handle.write(buffer.getvalue())
+            handle.write(self.to_bytes())
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "OnlineRewardEstimator":
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no reward-estimator checkpoint at {path}")
+    def from_bytes(cls, data: bytes, source: str = "the estimator checkpoint") -> "OnlineRewardEstimator":
         try:
-            state = torch.load(path, weights_only=False)
+            state = torch.load(io.BytesIO(data), weights_only=False)
             shapes = state["shapes"]
         except Exception as error:  # torch raises many kinds on a foreign file
-            raise ValueError(f"{path} is not a checkpoint written by OnlineRewardEstimator.save: {error}") from error
+            raise ValueError(f"{source} is not a checkpoint written by OnlineRewardEstimator.save: {error}") from error
         space = gym.spaces.Dict({key: gym.spaces.Box(-np.inf, np.inf, shape) for key, shape in shapes.items()})
         estimator = cls(space, **state["hyperparameters"])
         estimator.model.load_state_dict(state["model"])
@@ -168,6 +168,13 @@ class OnlineRewardEstimator:
         estimator.buffer, estimator.n_seen = state["buffer"], state["n_seen"]
         estimator.rng.bit_generator.state = state["rng_state"]
         return estimator
+
+    @classmethod
+    def load(cls, path: str | Path) -> "OnlineRewardEstimator":
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no reward-estimator checkpoint at {path}")
+        return cls.from_bytes(path.read_bytes(), source=str(path))
 
 
 class RewardEstimatorWrapper(gym.Wrapper):

@@ -7,7 +7,9 @@
 mask hides the padded arms of experiments with fewer than ``max_arms`` arms); plain PPO on envs without a mask. ``a2c`` has no action masking, so
 its environment maps a padded arm onto a real one (``action mod n_arms``). Observations are normalised with
 ``VecNormalize`` (raw impression counts run to tens of thousands); the statistics are saved beside the model.
-The model is saved atomically to ``<logdir>/<run>/model.zip``; ``abgym evaluate --model`` evaluates it.
+The model is saved to ``<logdir>/<run>/model.zip`` with ``vecnormalize.pkl`` and, written last, the manifest
+``model.zip.manifest.json`` that binds the two (:mod:`abgym.checkpoint`); ``abgym evaluate --model`` evaluates it
+and refuses a partial or mixed set.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import numpy as np
 
 ALGOS = ("ppo", "a2c")
 NORMALIZER_FILE = "vecnormalize.pkl"
+CHECKPOINT_KIND = "abgym-train"
 
 
 def register(subparsers) -> None:
@@ -142,24 +145,31 @@ def _box_keys(space):
 
 
 def save(model, normalizer, path) -> Path:
-    """Save the model and its observation statistics atomically (a crash never leaves a half-written file)."""
-    from abgym.paths import atomic_write
+    """Save the model and its observation statistics as one checkpoint (:mod:`abgym.checkpoint`): both files, then
+    a manifest with their hashes, so that a crash never leaves a model paired with another run's normaliser."""
+    import io
+
+    from abgym import checkpoint
 
     path = Path(path)
-    with atomic_write(path) as handle:
-        model.save(handle)
+    model_bytes = io.BytesIO()
+    model.save(model_bytes)
     venv = normalizer.venv
     normalizer.venv = None  # the environments themselves are not saved (VecNormalize.save does the same)
     try:
-        with atomic_write(path.with_name(NORMALIZER_FILE)) as handle:
-            pickle.dump(normalizer, handle)
+        normalizer_bytes = pickle.dumps(normalizer)
     finally:
         normalizer.venv = venv
+    checkpoint.write(path, {path.name: model_bytes.getvalue(), NORMALIZER_FILE: normalizer_bytes},
+                     kind=CHECKPOINT_KIND, metadata={"num_timesteps": int(model.num_timesteps)})
     return path
 
 
 def load_policy(path):
     """An evaluation agent for a model saved by :func:`save` (``abgym evaluate --model``)."""
+    import io
+
+    from abgym import checkpoint
     from abgym.evaluation import SB3PolicyAgent
 
     path = Path(path)
@@ -169,8 +179,11 @@ def load_policy(path):
     from stable_baselines3 import A2C
     from stable_baselines3.common.save_util import load_from_zip_file
 
+    # The model and its normaliser as one verified set (a mismatched or partial set is refused).
+    _, parts = checkpoint.read(path, kind=CHECKPOINT_KIND, required=[NORMALIZER_FILE],
+                               what="a model saved by `abgym train`")
     try:
-        data, _, _ = load_from_zip_file(str(path), device="cpu", load_data=True)
+        data, _, _ = load_from_zip_file(io.BytesIO(parts[path.name]), device="cpu", load_data=True)
         policy_class = data["policy_class"].__name__
     except Exception as error:  # a zip that SB3 cannot read, or not a zip at all
         raise ValueError(f"{path} is not a model saved by `abgym train` ({type(error).__name__}: {error})") from error
@@ -182,14 +195,10 @@ def load_policy(path):
         algo, cls = "ppo", PPO
     else:
         algo, cls = "a2c", A2C
-    model = cls.load(str(path), device="cpu")
-    normalize = None
-    stats = path.with_name(NORMALIZER_FILE)
-    if stats.is_file():
-        with open(stats, "rb") as handle:
-            normalizer = pickle.load(handle)
-        normalizer.training = False
-        normalize = normalizer.normalize_obs
+    model = cls.load(io.BytesIO(parts[path.name]), device="cpu")
+    normalizer = pickle.loads(parts[NORMALIZER_FILE])
+    normalizer.training = False
+    normalize = normalizer.normalize_obs
     return SB3PolicyAgent(model, name=f"{algo}:{path.parent.name}", obs_normalizer=normalize)
 
 
