@@ -24,6 +24,7 @@ import pandas as pd
 
 from abgym.agents.base import Agent
 from abgym.env_metrics import CURVE_POINTS, EpisodeTracker
+from abgym.wrappers import valid_action
 
 DEFAULT_ENV = "abgym/ABTest-v0"
 EPISODE_COLUMNS = [
@@ -92,8 +93,9 @@ class SB3PolicyAgent(Agent):
             kwargs["action_masks"] = full_mask
         action, _ = self.model.predict(obs, deterministic=True, **kwargs)
         action = int(np.asarray(action).reshape(-1)[0])
-        # Without masking (A2C) a padded arm maps onto a real one, as in training (train.ValidArmWrapper).
-        return action if kwargs else action % len(self.valid_arms)
+        # Without masking (A2C, plain PPO) a padded arm maps onto a real one, as in training
+        # (abgym.wrappers.ValidActionWrapper).
+        return action if kwargs else valid_action(action, self.valid)
 
 
 def resolve_agents(policy, agent_kwargs: dict | None = None) -> list[Agent]:

@@ -69,10 +69,13 @@ def make_env_fn(env_id: str, env_kwargs: dict, algo: str):
     import gymnasium
 
     import abgym  # noqa: F401
+    from abgym.wrappers import ValidActionWrapper
 
     def make():
         env = gymnasium.make(env_id, **env_kwargs)
-        return _valid_arm_wrapper()(env) if algo == "a2c" else env
+        # A2C has no action masking: abgym.wrappers.ValidActionWrapper maps a padded arm onto a real one.
+        masked = algo == "a2c" and hasattr(env.unwrapped, "action_masks")
+        return ValidActionWrapper(env) if masked else env
 
     return make
 
@@ -200,17 +203,3 @@ def load_policy(path):
     normalizer.training = False
     normalize = normalizer.normalize_obs
     return SB3PolicyAgent(model, name=f"{algo}:{path.parent.name}", obs_normalizer=normalize)
-
-
-def _valid_arm_wrapper():
-    import gymnasium
-
-    class ValidArmWrapper(gymnasium.ActionWrapper):
-        """Maps a padded arm onto a real one (``action mod n_arms``), for algorithms without action masking."""
-
-        def action(self, action):
-            n_arms = int(np.count_nonzero(self.env.unwrapped.action_masks()))
-            return int(action) % n_arms
-
-    return ValidArmWrapper
-
