@@ -11,6 +11,8 @@ import sys
 
 
 def register(subparsers) -> None:
+    from abgym.commands.options import non_negative_int
+
     parser = subparsers.add_parser(
         "evaluate",
         help="evaluate A/B-test agents on an environment (tidy table with 95%% confidence intervals)",
@@ -25,7 +27,7 @@ def register(subparsers) -> None:
     parser.add_argument("--model", metavar="PATH", help="a model saved by `abgym train` (model.zip), evaluated too")
     parser.add_argument("--episodes", type=episodes_arg, default=20,
                         help="episodes per seed, or 'all': every experiment once per seed (default: %(default)s)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0], help="seeds (default: 0)")
     add_env_options(parser)
     parser.add_argument("--csv", metavar="PATH", help="write the summary table as CSV")
     parser.add_argument("--markdown", metavar="PATH", help="write the summary table as Markdown")
@@ -89,6 +91,11 @@ def run(args) -> int:
         return 2
     policies: list = list(args.agent)
     try:
+        from abgym.commands.options import check_output_file
+
+        for path, option in ((args.csv, "--csv"), (args.markdown, "--markdown"),
+                             (args.episodes_csv, "--episodes-csv")):
+            check_output_file(path, option)  # before the evaluation, not after it
         if args.model:
             from abgym.commands.train import load_policy
 

@@ -5,6 +5,8 @@ DEFAULT_MODEL_NAME = "ranker.npz"
 
 
 def register(subparsers) -> None:
+    from abgym.commands.options import non_negative_float, non_negative_int, open_fraction
+
     parser = subparsers.add_parser("ranker", help="content-aware CTR ranker: fit, evaluate, explain an experiment")
     commands = parser.add_subparsers(dest="ranker_command", metavar="ACTION", required=True)
 
@@ -12,7 +14,7 @@ def register(subparsers) -> None:
         p.add_argument("--data", default=None, help="Upworthy package CSV (default: the shipped subset)")
         p.add_argument("--split-by", choices=["hash", "week"], default="hash",
                        help="train/test split by test id hash or by week (latest weeks are test)")
-        p.add_argument("--test-fraction", type=float, default=0.2)
+        p.add_argument("--test-fraction", type=open_fraction, default=0.2)
 
     fit = commands.add_parser("fit", help="fit the ranker on the train split and save it")
     data_options(fit)
@@ -22,7 +24,7 @@ def register(subparsers) -> None:
     fit.add_argument("--fields", nargs="+", default=["headline"], choices=["headline", "excerpt", "lede"])
     fit.add_argument("--components", type=int, default=0,
                      help="PCA dimensions q (0: none, the full embedding; chosen by cross-validation, docs/ranker.md)")
-    fit.add_argument("--ridge", type=float, default=10.0)
+    fit.add_argument("--ridge", type=non_negative_float, default=10.0)
     fit.add_argument("--all", action="store_true", help="fit on every experiment, not only the train split")
     fit.add_argument("--out", default=None, help=f"where to save (default: the cache, {DEFAULT_MODEL_NAME})")
     fit.set_defaults(handler=run_fit)
@@ -30,7 +32,7 @@ def register(subparsers) -> None:
     evaluate = commands.add_parser("evaluate", help="Spearman and top-1 on held-out experiments vs random")
     data_options(evaluate)
     evaluate.add_argument("--model", default=None, help="a saved ranker (default: the cached one; fitted if absent)")
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=non_negative_int, default=0)
     evaluate.add_argument("--ngram-alpha", type=float, default=1.0,
                           help="ridge penalty of the character n-gram baseline (docs/ranker.md: chosen by CV)")
     evaluate.set_defaults(handler=run_evaluate)

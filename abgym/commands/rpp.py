@@ -24,19 +24,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers) -> None:
+    from abgym.commands.options import non_negative_int
+
     parser = subparsers.add_parser("rpp", help="prompt personalization (RPP / RPP+) with a local LLM recommender")
     commands = parser.add_subparsers(dest="rpp_command", metavar="{train,evaluate}", required=True)
 
     train = commands.add_parser("train", help="train RPP on train users, keep the best checkpoint on validation users")
     _common(train)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=non_negative_int, default=0)
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser(
         "evaluate", help="every method and baseline on test users, 3 seeds: CSV, Markdown, plots, TensorBoard"
     )
     _common(evaluate)
-    evaluate.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    evaluate.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2])
     evaluate.add_argument("--test-users", type=int, default=100)
     evaluate.add_argument("--search-users", type=int, default=30, help="train users the best fixed prompt is found on")
     evaluate.add_argument("--enumeration-users", type=int, default=3, help="test users all 675 prompts are tried on")

@@ -28,6 +28,7 @@ CHECKPOINT_KIND = "abgym-train"
 
 def register(subparsers) -> None:
     from abgym.commands.evaluate import add_env_options, positive_int
+    from abgym.commands.options import non_negative_int
 
     parser = subparsers.add_parser("train", help="train PPO (MaskablePPO) or A2C with Stable-Baselines3",
                                    description=__doc__.splitlines()[0])
@@ -36,7 +37,7 @@ def register(subparsers) -> None:
     parser.add_argument("--steps", type=positive_int, default=50_000, help="environment steps (default: %(default)s)")
     parser.add_argument("--logdir", default="runs", help="TensorBoard folder (default: %(default)s)")
     parser.add_argument("--run-name", help="sub-folder of --logdir for this run (default: <algo>_seed<seed>)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--n-envs", type=positive_int, default=4, help="parallel environments (default: %(default)s)")
     parser.add_argument("--n-steps", type=positive_int, default=None,
                         help="rollout length per environment (default: the algorithm's own)")
@@ -51,7 +52,9 @@ def run(args) -> int:
     env_kwargs = env_kwargs_from(args)
     if args.env == "abgym/ABTest-v0":
         env_kwargs.setdefault("split", "train")  # keep the test split for evaluation
-    run_dir = Path(args.logdir) / (args.run_name or f"{args.algo}_seed{args.seed}")
+    from abgym.commands.options import check_output_folder
+
+    run_dir = check_output_folder(Path(args.logdir) / (args.run_name or f"{args.algo}_seed{args.seed}"), "--logdir")
     started = time.perf_counter()
     try:
         model, normalizer = train(args.env, args.algo, args.steps, run_dir, env_kwargs=env_kwargs, seed=args.seed,
