@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "abgym.commands.ranker",
     "abgym.commands.marketing",
     "abgym.commands.rpp",
+    "abgym.commands.ope",
 ]
 
 
