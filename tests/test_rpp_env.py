@@ -87,7 +87,7 @@ def test_options_choose_user_and_errors_are_clear():
 
 
 def test_config_errors():
-    with pytest.raises(ValueError, match="unknown PromptPersonalization config key 'round'"):
+    with pytest.raises(ValueError, match="unknown setting 'round' for PromptPersonalization-v0; did you mean 'rounds'"):
         PromptPersonalizationParallelEnv({**FAST, "round": 2})
     with pytest.raises(ValueError, match="unknown recommender"):
         PromptPersonalizationParallelEnv({**FAST, "recommender": "gpt"})

@@ -20,6 +20,7 @@ import numpy as np
 from gymnasium import spaces
 
 from abgym.data import upworthy
+from abgym.envs.settings import merge_settings
 
 logger = logging.getLogger(__name__)
 
@@ -63,29 +64,12 @@ class ABTestEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(
-        self,
-        data_path=None,
-        split: str = "all",
-        split_by: str = "hash",
-        max_arms: int = 14,
-        batch_size: int | None = None,
-        steps_per_episode: int = 100,
-        ctr_source: str = "empirical",
-        experiment_id: str | None = None,
-        render_mode: str | None = None,
-        **unknown: Any,
-    ):
-        if unknown:
-            raise ValueError(
-                f"ABTest-v0 got unknown option(s) {sorted(unknown)}. Valid options: {sorted(default_config())} "
-                "(see docs/ab_test_env.md)"
-            )
-        config = dict(
-            data_path=data_path, split=split, split_by=split_by, max_arms=max_arms, batch_size=batch_size,
-            steps_per_episode=steps_per_episode, ctr_source=ctr_source, experiment_id=experiment_id,
-            render_mode=render_mode,
-        )
+    def __init__(self, config: dict[str, Any] | None = None, render_mode: str | None = None, **settings: Any):
+        """Settings (:func:`default_config`) come as keyword arguments, ``config={...}``, or both (keywords win)."""
+        if render_mode is not None:
+            settings["render_mode"] = render_mode
+        config = merge_settings("ABTest-v0", default_config(), config, settings,
+                                see="abgym.envs.ab_test.default_config() and docs/ab_test_env.md")
         self.config = config
         self.render_mode = _check_choice("render_mode", config["render_mode"], [None, *self.metadata["render_modes"]])
         self.ctr_source = _check_choice("ctr_source", config["ctr_source"], CTR_SOURCES)

@@ -23,14 +23,13 @@ and ``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")`` gives t
 """
 from __future__ import annotations
 
-import difflib
-
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from abgym.envs import content as content_module
 from abgym.envs.content import FEATURE_BOUND
+from abgym.envs.settings import merge_settings
 from abgym.envs.users import AGE_BANDS, CHANNELS, DEVICES, MarketingWorlds
 
 
@@ -108,20 +107,11 @@ _NON_NEGATIVE = ("segment_scale", "portrait_scale", "preference_scale", "interes
                  "segment_trend", "generator_temperature")
 
 
-def make_config(config: dict | None = None) -> dict:
-    """``default_config()`` updated with ``config``; unknown keys and bad values raise ``ValueError``."""
-    merged = default_config()
-    if config is None:
-        return merged
-    if not isinstance(config, dict):
-        raise ValueError(f"config must be a dict of settings, got {type(config).__name__}")
-    for key in config:
-        if key not in merged:
-            close = difflib.get_close_matches(str(key), merged, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown config key {key!r} for PersonalizedMarketing-v0{hint} "
-                             f"(see abgym.envs.personalized_marketing.default_config() for all keys)")
-    merged.update(config)
+def make_config(config: dict | None = None, **settings) -> dict:
+    """``default_config()`` updated with ``config`` and keyword ``settings`` (keywords win); unknown keys and bad
+    values raise ``ValueError`` (:func:`abgym.envs.settings.merge_settings`)."""
+    merged = merge_settings("PersonalizedMarketing-v0", default_config(), config, settings,
+                            see="abgym.envs.personalized_marketing.default_config()")
     for key in _POSITIVE_INTS:
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -179,9 +169,10 @@ def flatten_observations(user, context, memory, variants) -> np.ndarray:
                            np.broadcast_to(variants.reshape(1, -1), (n, variants.size))], axis=1)
 
 
-def build_worlds(config: dict | None, n_worlds: int, *, embed=None, attribute_scorer=None, language_model=None):
+def build_worlds(config: dict | None, n_worlds: int, *, embed=None, attribute_scorer=None, language_model=None,
+                 settings: dict | None = None):
     """Validated config, content features (cached) and the world simulator: what both env classes are made of."""
-    config = make_config(config)
+    config = make_config(config, **(settings or {}))
     content = content_module.build_content(config, embed=embed, scorer=attribute_scorer,
                                            language_model=language_model)
     return config, content, MarketingWorlds(config, content, n_worlds)
@@ -210,6 +201,7 @@ def campaign_info(content, n_variants: int, mask_shape: tuple[int, ...]) -> dict
 class PersonalizedMarketingEnv(gym.Env):
     """One world of the personalized-marketing simulator. See the module docstring for spaces and info.
 
+    Settings (``default_config()``) come as keyword arguments, ``config={...}``, or both.
     ``embed`` (a function texts -> vectors) and ``attribute_scorer`` (``scores(texts)``) replace the default
     all-MiniLM-L6-v2 embedder and the ranker's attribute space; ``language_model`` replaces the generator's model.
     """
@@ -217,12 +209,13 @@ class PersonalizedMarketingEnv(gym.Env):
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(self, config: dict | None = None, render_mode: str | None = None, *, embed=None,
-                 attribute_scorer=None, language_model=None):
+                 attribute_scorer=None, language_model=None, **settings):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not supported; use None or 'ansi'")
         self.render_mode = render_mode
         self.config, self.content, self.worlds = build_worlds(
-            config, 1, embed=embed, attribute_scorer=attribute_scorer, language_model=language_model)
+            config, 1, embed=embed, attribute_scorer=attribute_scorer, language_model=language_model,
+            settings=settings)
         self.flat = self.config["observation_type"] == "flat"
         self.observation_space = observation_spaces(self.worlds, self.config["observation_type"])
         self.action_space = spaces.Discrete(self.worlds.n_variants)

@@ -36,14 +36,12 @@ class PersonalizedMarketingVectorEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
     def __init__(self, num_envs: int = 1, config: dict | None = None, render_mode: str | None = None, *,
-                 embed=None, attribute_scorer=None, language_model=None, **unused):
-        if unused:
-            raise ValueError(f"unknown argument(s) {sorted(unused)} for PersonalizedMarketingVectorEnv; settings go "
-                             f"in config={{...}} (see abgym.envs.personalized_marketing.default_config())")
+                 embed=None, attribute_scorer=None, language_model=None, **settings):
         if render_mode is not None:
             raise ValueError("PersonalizedMarketingVectorEnv does not render; use render_mode=None")
         self.config, self.content, self.worlds = build_worlds(
-            config, num_envs, embed=embed, attribute_scorer=attribute_scorer, language_model=language_model)
+            config, num_envs, embed=embed, attribute_scorer=attribute_scorer, language_model=language_model,
+            settings=settings)
         self.num_envs = self.worlds.n
         self.render_mode = None
         self.flat = self.config["observation_type"] == "flat"

@@ -35,6 +35,7 @@ from pettingzoo import ParallelEnv
 
 from abgym.data.recommendation import RecommendationData, UserCase, prepare, synthetic_dataset
 from abgym.envs import prompt_actions as pa
+from abgym.envs.settings import merge_settings
 from abgym.envs.llm_recommender import (
     LLMRecommender,
     PopularityRecommender,
@@ -73,12 +74,10 @@ def default_config() -> dict:
     }
 
 
-def make_config(config: dict | None) -> dict:
-    merged = default_config()
-    for key, value in (config or {}).items():
-        if key not in merged:
-            raise ValueError(f"unknown PromptPersonalization config key {key!r}; valid keys: {sorted(merged)}")
-        merged[key] = value
+def make_config(config: dict | None = None, **settings) -> dict:
+    """``default_config()`` updated with ``config`` and keyword ``settings`` (keywords win), validated."""
+    merged = merge_settings("PromptPersonalization-v0", default_config(), config, settings,
+                            see="abgym.envs.prompt_personalization.default_config()")
     if merged["recommender"] not in RECOMMENDERS:
         raise ValueError(f"unknown recommender {merged['recommender']!r}; choose from {RECOMMENDERS}")
     if merged["embedder"] not in EMBEDDERS:
@@ -251,10 +250,12 @@ class PromptPersonalizationParallelEnv(ParallelEnv):
         task: PromptTask | None = None,
         language_model=None,
         render_mode: str | None = None,
+        **settings,
     ):
         """``task`` (data + recommender + embedder) lets several envs and the baselines share one LLM and cache;
-        without it the task is built from ``config`` (loading the LLM for the llm-* recommenders)."""
-        self.config = make_config(config)
+        without it the task is built from ``config`` (loading the LLM for the llm-* recommenders). Settings
+        (``default_config()``) come as keyword arguments, ``config={...}``, or both."""
+        self.config = make_config(config, **settings)
         if render_mode not in (None, "ansi"):
             raise ValueError(f"unsupported render_mode {render_mode!r}; PromptPersonalization renders 'ansi' only")
         self.render_mode = render_mode
