@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from abgym.data.upworthy import load_experiments  # noqa: E402
 from abgym.paths import atomic_write  # noqa: E402
-from abgym.ranker.baselines import NgramRidge  # noqa: E402
+from abgym.ranker.baselines import NgramRidge, cross_validated_alpha  # noqa: E402
 from abgym.ranker.evaluation import (bootstrap_ci, evaluate_predictions, hash_group, leave_one_group_out,  # noqa: E402
                                      protocol_table, random_report)
 from abgym.ranker.ranker import ContentRanker, RankerConfig  # noqa: E402
@@ -98,25 +98,7 @@ def cross_validate(base: dict, grid: dict, embedder, train, n_folds=5, seed=0):
     return RankerConfig(**base, **best[0]), best[1], results
 
 
-NGRAM_ALPHAS = (0.3, 1.0, 3.0, 10.0)
 NGRAM_NAME = "char n-gram ridge (baseline)"
-
-
-def cross_validate_ngram(train, n_folds=5, seed=0):
-    """alpha of the n-gram baseline by the same grouped K-fold inside ``train`` (criterion: mean Spearman)."""
-    folds = np.array([hash_group(e.test_id + "/cv", n_folds) for e in train])
-    scores = {}
-    for alpha in NGRAM_ALPHAS:
-        rho = []
-        for k in range(n_folds):
-            inner_train = [e for e, f in zip(train, folds) if f != k]
-            inner_test = [e for e, f in zip(train, folds) if f == k]
-            model = NgramRidge(alpha=alpha).fit(inner_train)
-            rho.append(evaluate_predictions([model.predict(e.texts()) for e in inner_test], inner_test,
-                                            seed).spearman)
-        scores[alpha] = float(np.concatenate(rho).mean())
-    best = max(scores, key=scores.get)
-    return best, scores[best]
 
 
 def zscore(values: np.ndarray) -> np.ndarray:
@@ -154,11 +136,11 @@ def main(argv=None) -> int:
     reports["random (uniform guess)"] = chance
     rows.append({"variant": "random (uniform guess)", **chance.summary()})
     t0 = time.time()
-    alpha, cv_score = (1.0, None) if args.no_cv else cross_validate_ngram(train, seed=args.seed)
+    alpha, ngram_cv = (1.0, None) if args.no_cv else cross_validated_alpha(train, seed=args.seed)
     ngram = NgramRidge(alpha=alpha).fit(train)
     report = evaluate_predictions([ngram.predict(e.texts()) for e in test], test, args.seed)
     reports[NGRAM_NAME] = report
-    rows.append({"variant": NGRAM_NAME, "alpha": alpha, "cv_spearman": cv_score, **report.summary(),
+    rows.append({"variant": NGRAM_NAME, "alpha": alpha, "cv_spearman_by_alpha": ngram_cv, **report.summary(),
                  "seconds": time.time() - t0})
     print(report.line(NGRAM_NAME[:34]), f"alpha={alpha} ({time.time() - t0:.0f} s)", flush=True)
     for name, base, grid in VARIANTS:

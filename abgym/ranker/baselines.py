@@ -61,3 +61,24 @@ class NgramRidge:
 
     def rank(self, texts: Sequence[str]) -> list[int]:
         return [int(i) for i in np.argsort(-self.predict(texts), kind="stable")]
+
+
+def cross_validated_alpha(train, alphas: Sequence[float] = (0.3, 1.0, 3.0, 10.0), n_folds: int = 5,
+                          seed: int = 0) -> tuple[float, dict]:
+    """The n-gram baseline's alpha by grouped K-fold inside ``train`` (folds by a hash of the test id; criterion:
+    mean Spearman over the folds' experiments), as every ranker variant is tuned. Returns (alpha, scores)."""
+    from abgym.ranker.evaluation import evaluate_predictions, hash_group
+
+    train = list(train)
+    folds = np.array([hash_group(e.test_id + "/cv", n_folds) for e in train])
+    scores = {}
+    for alpha in alphas:
+        rho = []
+        for k in range(n_folds):
+            inner_train = [e for e, f in zip(train, folds) if f != k]
+            inner_test = [e for e, f in zip(train, folds) if f == k]
+            model = NgramRidge(alpha=alpha).fit(inner_train)
+            rho.append(evaluate_predictions([model.predict(e.texts(model.fields)) for e in inner_test], inner_test,
+                                            seed).spearman)
+        scores[float(alpha)] = float(np.concatenate(rho).mean())
+    return max(scores, key=scores.get), scores
