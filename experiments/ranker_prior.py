@@ -2,8 +2,10 @@
 
     nice .venv/bin/python experiments/ranker_prior.py --episodes 200 --seeds 5
 
-The ranker and its calibration are fitted on the train split only (hash split, identical headlines merged); the
-environment replays experiments of the test split. Every agent meets the same experiments with the same seeds
+The ranker and its calibration are fitted on the train split only (hash split, identical headlines merged; the
+calibration cross-fitted over 5 folds, so every calibration test is held out from the ranker that scores it), and
+the calibration is checked on the test split (abgym.ranker.prior.calibration_check); the environment replays
+experiments of the test split. Every agent meets the same experiments with the same seeds
 (abgym.evaluate pairs them), so the differences below are paired. Agents:
 
 - thompson: Beta(1, 1) for every arm;
@@ -35,7 +37,7 @@ from abgym.agents.priors import UniformPrior  # noqa: E402
 from abgym.data.upworthy import load_experiments  # noqa: E402
 from abgym.evaluation import evaluate, mean_ci, wilson_ci  # noqa: E402
 from abgym.paths import atomic_write  # noqa: E402
-from abgym.ranker.prior import DEFAULT_CONFIG, RankerPrior  # noqa: E402
+from abgym.ranker.prior import DEFAULT_CONFIG, RankerPrior, calibration_check  # noqa: E402
 
 
 def named(agent, name):
@@ -60,9 +62,16 @@ def main(argv=None) -> int:
     started = time.time()
 
     train = load_experiments(split="train", merge_identical=("headline",))
-    test_distinct = {e.test_id for e in load_experiments(split="test", merge_identical=("headline",))}
+    test_experiments = load_experiments(split="test", merge_identical=("headline",))
+    test_distinct = {e.test_id for e in test_experiments}
     prior = RankerPrior.fit(train, DEFAULT_CONFIG)
-    print(prior, f"(fitted in {time.time() - started:.0f} s)", flush=True)
+    print(prior, f"(5-fold cross-fitted calibration on the train split, fitted in {time.time() - started:.0f} s)",
+          flush=True)
+    # The check, on the test split the agents will meet (never used for fitting): is the prior's spread the
+    # ranker's real accuracy there?
+    check = calibration_check(prior, test_experiments)
+    print("calibration on the held-out test split:", json.dumps({k: round(v, 4) for k, v in check.items()}),
+          flush=True)
     strengths = np.concatenate([prior.beta_prior(list(e.headlines))[0] + prior.beta_prior(list(e.headlines))[1]
                                 for e in train[:300]])
     n0 = float(np.median(strengths))
@@ -77,7 +86,7 @@ def main(argv=None) -> int:
     result = evaluate(agents, episodes=args.episodes, seeds=range(args.seeds), env_kwargs={"split": "test"},
                       progress=True)
     episodes = result.episodes
-    report = {"calibration": vars(prior.calibration), "median_prior_strength": n0, "episodes": args.episodes,
+    report = {"calibration": vars(prior.calibration), "held_out_check": check, "median_prior_strength": n0, "episodes": args.episodes,
               "seeds": args.seeds, "summary": json.loads(result.summary.to_json(orient="records")), "paired": {}}
     print(result.to_markdown())
     print(f"\nmedian ranker-prior strength: {n0:.0f} pseudo-impressions; base CTR {base:.4f}")

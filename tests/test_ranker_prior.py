@@ -82,3 +82,19 @@ def test_default_prior_refits_a_stale_cache(planted, tmp_path, monkeypatch):
     monkeypatch.setattr(ContentRanker, "embedder", property(lambda self: embedder))
     RankerPrior.default()
     assert calls == [prior_module.DEFAULT_CONFIG]   # stale configuration: refitted with the default one
+
+
+def test_calibration_check_on_held_out_experiments(planted):
+    from abgym.ranker.prior import calibration_check
+    experiments, embedder, _ = planted
+    prior = RankerPrior.fit(experiments[:200], RankerConfig(n_components=None, ridge=1.0), embedder=embedder)
+    check = calibration_check(prior, experiments[200:])
+    assert check["n_experiments"] == 100
+    # A calibrated prior: observed lift on predicted lift has slope ~1, and the held-out refit agrees with it.
+    assert 0.8 < check["lift_on_predicted_slope"] < 1.25
+    assert abs(check["held_out_slope"] - check["prior_slope"]) < 0.25 * check["prior_slope"]
+    assert 0 < check["predicted_lift_sd"] <= 1.3 * check["true_lift_sd"]
+    # Deliberately miscalibrated (slope x3): the check sees it.
+    loud = RankerPrior(prior.ranker, calibration=Calibration(**{**vars(prior.calibration),
+                                                                 "slope": 3 * prior.calibration.slope}))
+    assert calibration_check(loud, experiments[200:])["lift_on_predicted_slope"] < 0.5
