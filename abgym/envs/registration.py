@@ -17,6 +17,7 @@ ENV_SPECS: dict[str, dict] = {
         vector_entry_point="abgym.envs.personalized_marketing_vector:PersonalizedMarketingVectorEnv",
     ),
     "PromptPersonalization-v0": dict(entry_point="abgym.envs.prompt_personalization:PromptPersonalizationEnv"),
+    "OpenBanditReplay-v0": dict(entry_point="abgym.envs.open_bandit_replay:OpenBanditReplayEnv"),
 }
 
 
