@@ -21,6 +21,7 @@ import html
 import logging
 import os
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,8 @@ SPLIT_BYS = ("hash", "week")
 
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n", ""}
+# Counts are parsed as floats (to accept "12.0"); beyond 2**53 a float no longer holds every whole number.
+MAX_COUNT = 2**53
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 
@@ -187,7 +190,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise UpworthyFormatError(path, "the file is empty", fix="export the package table with its header row")
     except pd.errors.ParserError as err:
         raise UpworthyFormatError(path, f"not a well-formed CSV ({err})", fix="check quoting and field counts")
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, OSError) as err:
+    except (ValueError, gzip.BadGzipFile, zlib.error, EOFError, OSError) as err:  # ValueError: UnicodeDecodeError
         raise UpworthyFormatError(
             path, f"cannot be read as UTF-8 CSV text ({err})", fix="pass a plain or gzipped UTF-8 CSV"
         ) from err
@@ -207,6 +210,10 @@ def _integers(path, df: pd.DataFrame, column: str, fix: str) -> np.ndarray:
     bad = ~np.isfinite(values) | (values != np.round(values))
     if bad.any():
         _fail(path, df[column], bad, "expected a whole number", fix)
+    huge = np.abs(values) > MAX_COUNT
+    if huge.any():
+        _fail(path, df[column], huge, f"number too large (the loader reads at most {MAX_COUNT:,})",
+              "check the value; no Upworthy test came near this")
     return values.astype(np.int64)
 
 
@@ -220,6 +227,15 @@ def _booleans(path, df: pd.DataFrame, column: str) -> np.ndarray:
 
 def _validate(path: Path, df: pd.DataFrame) -> pd.DataFrame:
     df.columns = [str(c).strip() for c in df.columns]
+    # A column named twice: pandas keeps both, as "name" twice (after the strip) or as "name" and "name.1".
+    names = Counter(df.columns)
+    for column in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS):
+        if names[column] > 1 or f"{column}.1" in names:
+            raise UpworthyFormatError(path, "the column appears more than once in the header", column=column,
+                                      fix="keep one column of that name")
+    if df.empty:
+        raise UpworthyFormatError(path, "the file has a header but no data rows",
+                                  fix="export the package table with its rows")
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise UpworthyFormatError(
@@ -294,6 +310,9 @@ def _load_packages_cached(path: str, mtime_ns: int, size: int) -> tuple[pd.DataF
         df = df[~repeated]
     df = df.reset_index(drop=True)
     report.rows_kept = len(df)
+    if df.empty:
+        raise UpworthyFormatError(path, f"no package is left to replay ({report.summary()})",
+                                  column="impressions", fix="a package needs impressions > 0 to be an arm")
     group = df.groupby("clickability_test_id", sort=False)
     report.identical_packages = int(df.duplicated(["clickability_test_id", "headline", "excerpt", "lede",
                                                    "eyecatcher_id"]).sum())
@@ -350,6 +369,8 @@ def _merge_identical(df: pd.DataFrame, fields: tuple[str, ...]) -> pd.DataFrame:
 
 def _experiments_from(df: pd.DataFrame) -> list[Experiment]:
     """Split the package table into experiments with numpy slicing (a pandas groupby per test is ten times slower)."""
+    if df.empty:
+        return []
     codes, test_ids = pd.factorize(df["clickability_test_id"])
     order = np.argsort(codes, kind="stable")
     bounds = np.flatnonzero(np.diff(codes[order])) + 1
