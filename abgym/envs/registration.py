@@ -16,6 +16,10 @@ ENV_SPECS: dict[str, dict] = {
         entry_point="abgym.envs.personalized_marketing:PersonalizedMarketingEnv",
         vector_entry_point="abgym.envs.personalized_marketing_vector:PersonalizedMarketingVectorEnv",
     ),
+    "CustomerJourney-v0": dict(
+        entry_point="abgym.envs.customer_journey:CustomerJourneyEnv",
+        vector_entry_point="abgym.envs.customer_journey:CustomerJourneyVectorEnv",
+    ),
     "PromptPersonalization-v0": dict(entry_point="abgym.envs.prompt_personalization:PromptPersonalizationEnv"),
     "OpenBanditReplay-v0": dict(entry_point="abgym.envs.open_bandit_replay:OpenBanditReplayEnv"),
 }

@@ -678,3 +678,54 @@ class MarketingWorlds:
         sums = np.zeros((self.n_segments, self.n_variants))
         np.add.at(sums, pop.segment, per_profile)
         return sums / np.maximum(counts, 1)[:, None]
+
+
+class SegmentDrift:
+    """The drift of segment preferences in N worlds, advanced one step (one arrival or visit) at a time.
+
+    The same three parts as :class:`MarketingWorlds`' drift, as a component of its own so that the journey
+    simulator (:mod:`abgym.envs.journeys`) shares it: abrupt regime shifts among ``n_regimes`` campaign phases
+    (probability ``regime_shift_prob`` per step), an Ornstein-Uhlenbeck walk updated exactly every
+    ``drift_interval`` steps, and a linear trend per segment. ``logit`` (N, S, K) is the resulting change of each
+    segment's click logit for each variant.
+    """
+
+    def __init__(self, config: dict, n_worlds: int, n_segments: int, content_matrix: np.ndarray):
+        self.config, self.n, self.n_segments = config, int(n_worlds), int(n_segments)
+        self.content_matrix = content_matrix
+        self.n_features = content_matrix.shape[1]
+        self.n_regimes = int(config["n_regimes"])
+        interval, theta = int(config["drift_interval"]), float(config["ou_theta"])
+        sigma = config["ou_sigma"] / np.sqrt(self.n_features)
+        self.interval = interval
+        self.ou_decay = np.exp(-theta * interval)
+        self.ou_spread = (sigma * np.sqrt((1 - self.ou_decay**2) / (2 * theta)) if theta > 0
+                          else sigma * np.sqrt(interval))
+
+    def restart(self, rng: np.random.Generator) -> None:
+        """New regime offsets and trends from ``rng``; every world back in regime 0 with no walk."""
+        n, s, a, cfg = self.n, self.n_segments, self.n_features, self.config
+        self.rng = rng
+        self.regime = np.zeros(n, np.int64)
+        self.regime_offsets = np.zeros((n, self.n_regimes, s, a))
+        self.regime_offsets[:, 1:] = rng.normal(0.0, cfg["regime_scale"] / np.sqrt(a), (n, self.n_regimes - 1, s, a))
+        self.ou = np.zeros((n, s, a))
+        self.trend = rng.normal(0.0, cfg["segment_trend"] / 1000 / np.sqrt(a), (n, s, a))
+        self.steps = 0
+        self.logit = np.zeros((n, s, self.content_matrix.shape[0]))
+
+    def advance(self, clock: np.ndarray) -> np.ndarray:
+        """One step of every world at world time ``clock`` (N,); returns where a regime shift happened (N,)."""
+        u = self.rng.random(self.n)
+        shift = u < (self.config["regime_shift_prob"] if self.n_regimes > 1 else 0.0)
+        if shift.any():
+            jump = (u[shift] / self.config["regime_shift_prob"] * (self.n_regimes - 1)).astype(np.int64)
+            self.regime[shift] = (self.regime[shift] + 1 + np.minimum(jump, self.n_regimes - 2)) % self.n_regimes
+        self.steps += 1
+        if self.steps % self.interval == 0:
+            self.ou *= self.ou_decay
+            self.ou += self.ou_spread * self.rng.standard_normal(self.ou.shape)
+        preference = (self.regime_offsets[np.arange(self.n), self.regime] + self.ou
+                      + self.trend * np.asarray(clock, np.float64)[:, None, None])
+        self.logit = preference @ self.content_matrix.T
+        return shift

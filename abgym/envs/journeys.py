@@ -1,0 +1,233 @@
+"""The simulator core of CustomerJourney-v0: N worlds, each following one user through their visits.
+
+The users are those of :mod:`abgym.envs.users` (the same population, portraits, calibrated response model and
+segment drift), seen over a **journey** rather than one arrival at a time. At each visit the agent shows one variant
+``k`` and the user's state moves with what they were shown::
+
+    logit P(click)  = static_k(user, channel) + time_k + drift_{segment,k}          (as in PersonalizedMarketing)
+                      + trust_click_effect * trust - fatigue * log(1 + times k was shown) + interest_k
+    logit P(convert | click) = logit(conv_k(user)) - clickbait * z(q_k) + trust_conversion_effect * trust
+    P(churn after the visit) = churn_base * exp(-churn_trust * trust) + churn_repeat * log(1 + earlier views of k)
+
+- **Trust** starts at 0 (so the first visit is the calibrated one), rises by ``trust_gain`` with a conversion and
+  falls by ``trust_loss`` with a *disappointing* click (a click that does not convert); it decays by
+  ``trust_decay`` per visit and is clipped to ``[-trust_cap, trust_cap]``. With ``clickbait > 0`` the variants whose
+  calibrated click quality ``q_k`` is high convert worse (``z`` is the z-score of ``q`` over the variants): the
+  headline that wins the next click loses the user's trust. This is the long-term mechanism: a myopic policy takes
+  the click and pays later in clicks, conversions and churn.
+- **Satiation** (``fatigue``) lowers the click logit of a variant each time it is shown again, and repeats raise
+  churn (``churn_repeat``): no single variant is best for a whole journey.
+- **Interest** moves toward what the user consumes: a click on ``k`` adds ``interest_rate * cos(c_k, c_j)`` to the
+  click logit of every variant ``j``.
+
+Worlds share the population and the content; each has its own user, visit count, world clock and drift. The world
+clock counts visits and keeps running across episodes, so the population's tastes drift while users come and go.
+Random streams are separate (users, responses, drift), so two policies run from the same seed meet the same users
+(common random numbers): the headroom study compares policies on the same people.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit, ndtri
+
+from abgym.envs.users import (
+    CHANNELS,
+    DAYS,
+    SegmentDrift,
+    build_population,
+    channel_distribution,
+    logit,
+    reward_weights,
+)
+
+JOURNEY_STATE = ("profile", "visit", "trust", "exposures", "interest", "codes", "channel", "time_index", "alive")
+
+
+class JourneyWorlds:
+    """N worlds of one population and one campaign, stepped together by numpy operations over the world axis."""
+
+    def __init__(self, config: dict, content, n_worlds: int, population_config: dict):
+        if isinstance(n_worlds, bool) or int(n_worlds) != n_worlds or n_worlds < 1:
+            raise ValueError(f"the number of worlds must be a positive whole number, got {n_worlds!r}")
+        self.config = config
+        self.n = int(n_worlds)
+        self.rows = np.arange(self.n)
+        self.content_matrix = content.matrix
+        self.n_variants, self.n_features = self.content_matrix.shape
+        self.n_segments = int(config["n_segments"])
+        self.n_profiles = int(config["population_size"])
+        self.max_visits = int(config["max_visits"])
+        self.per_day = int(config["arrivals_per_day"])
+        self.memory_len = int(config["memory_len"])
+        self.n_regimes = int(config["n_regimes"])
+        self.weights = reward_weights(config)
+        self.population = build_population(population_config, self.content_matrix, content.target_ctr)
+        pop = self.population
+        quality = pop.quality
+        z_quality = (quality - quality.mean()) / max(quality.std(), 1e-9)
+        self.bait = z_quality  # (K,) how much more click-worthy than the campaign's average a variant is
+        self.conversion_logit = logit(pop.conv_prob) - config["clickbait"] * z_quality[None, :]  # (P, K)
+        self.channel_p = np.cumsum(channel_distribution(pop, config["home_channel_prob"]), axis=1)  # (P, C)
+        unit = self.content_matrix / np.maximum(np.linalg.norm(self.content_matrix, axis=1, keepdims=True), 1e-9)
+        self.similarity = unit @ unit.T  # (K, K) cosine of the content vectors
+        self.drift = SegmentDrift(config, self.n, self.n_segments, self.content_matrix) if config["drift"] else None
+
+        embeddings = content.embeddings.astype(np.float32)
+        self.embedding_dim = embeddings.shape[1]
+        self.variants = np.concatenate([embeddings, content.attributes.astype(np.float32)], axis=1)
+        self.variants.flags.writeable = False
+        rows = [np.zeros(self.embedding_dim + 2, np.float32)]
+        for k in range(self.n_variants):
+            for click, conversion in ((0, 0), (1, 0), (1, 1)):
+                rows.append(np.concatenate([embeddings[k], [click, conversion]]).astype(np.float32))
+        self.memory_table = np.stack(rows)  # code 1 + 3k + outcome (0 no click, 1 click, 2 conversion); 0 is empty
+        self.user_dim = pop.portrait.shape[1]
+        self.context_dim = 2 + DAYS + len(CHANNELS) + self.n_regimes + 1
+        self.memory_dim = self.embedding_dim + 2
+        self.variant_dim = self.variants.shape[1]
+        self.rng_users = self.rng_responses = None
+        self.state: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------------------------------------ seeding
+    def seed(self, seed: int | None) -> None:
+        """New random streams; every world starts its clock at 0 and takes its first user."""
+        users, responses, drift = np.random.SeedSequence(seed).spawn(3)
+        self.rng_users, self.rng_responses = np.random.default_rng(users), np.random.default_rng(responses)
+        n, k = self.n, self.n_variants
+        self.clock = np.zeros(n, np.int64)
+        self.next_profile = self.rng_users.integers(self.n_profiles, size=n)
+        self.state = dict(profile=np.zeros(n, np.int64), visit=np.zeros(n, np.int64), trust=np.zeros(n),
+                          exposures=np.zeros((n, k), np.int64), interest=np.zeros((n, k)),
+                          codes=np.zeros((n, self.memory_len), np.int64), channel=np.zeros(n, np.int64),
+                          time_index=np.zeros(n, np.int64), alive=np.ones(n, bool))
+        if self.drift is not None:
+            self.drift.restart(np.random.default_rng(drift))
+        self.new_users(self.rows)
+
+    def new_users(self, worlds: np.ndarray) -> None:
+        """The next user of the population enters each of ``worlds`` (a new episode), at the world's clock."""
+        s, m = self.state, len(worlds)
+        s["profile"][worlds] = self.next_profile[worlds] % self.n_profiles
+        self.next_profile[worlds] += 1 + self.rng_users.integers(7, size=m)  # users arrive in no fixed order
+        for key in ("visit", "exposures", "codes"):
+            s[key][worlds] = 0
+        s["trust"][worlds] = 0.0
+        s["interest"][worlds] = 0.0
+        s["alive"][worlds] = True
+        self._visit_context(worlds, self.rng_users.random((m, 2)))
+
+    def _visit_context(self, worlds: np.ndarray, u: np.ndarray) -> None:
+        """Channel (home channel or another, by the population's arrival model) and time of week of a visit."""
+        s = self.state
+        profile = s["profile"][worlds]
+        s["channel"][worlds] = np.minimum((u[:, :1] > self.channel_p[profile]).sum(axis=1), len(CHANNELS) - 1)
+        s["time_index"][worlds] = (u[:, 1] * DAYS * self.per_day).astype(np.int64)
+
+    # ---------------------------------------------------------------------------------------------- the model
+    def response(self, state: dict, drift_logit: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(P(click), P(conversion | click)), each (n, K), for the users in ``state`` at their current visit."""
+        pop, cfg = self.population, self.config
+        profile = state["profile"]
+        logits = (pop.static_logit[profile, state["channel"]] + pop.time_logit_table[state["time_index"]]
+                  + cfg["trust_click_effect"] * state["trust"][:, None] + state["interest"])
+        if cfg["fatigue"]:
+            logits -= cfg["fatigue"] * np.log1p(state["exposures"])
+        if drift_logit is not None:
+            logits += drift_logit
+        conversion = expit(self.conversion_logit[profile] + cfg["trust_conversion_effect"] * state["trust"][:, None])
+        return expit(logits), conversion
+
+    def value_per_click(self, state: dict, p_conversion: np.ndarray) -> np.ndarray:
+        """(n, K): expected reward of a click (its own weight plus the expected conversion and revenue)."""
+        w_click, w_conversion, w_revenue = self.weights
+        revenue = self.population.revenue_mean[state["profile"]][:, None]
+        return w_click + p_conversion * (w_conversion + w_revenue * revenue)
+
+    def drift_logits(self, worlds=None) -> np.ndarray | None:
+        """(n, K): each world's drift of its current user's segment, or None without drift."""
+        if self.drift is None:
+            return None
+        worlds = self.rows if worlds is None else worlds
+        return self.drift.logit[worlds, self.population.segment[self.state["profile"][worlds]]]
+
+    def expected_rewards(self) -> np.ndarray:
+        """(N, K): the true immediate expected reward of each variant for each world's user now."""
+        p_click, p_conversion = self.response(self.state, self.drift_logits())
+        return p_click * self.value_per_click(self.state, p_conversion)
+
+    def transition(self, state: dict, actions: np.ndarray, u: np.ndarray, drift_logit) -> dict:
+        """Show ``actions`` to the users in ``state`` (changed in place) with uniforms ``u`` (n, 4); the outcome.
+
+        A pure function of its arguments (the planner calls it on copies of the state): the response to the
+        variants, the click, conversion and revenue draws, then trust, satiation, interest, memory and churn.
+        """
+        cfg, pop = self.config, self.population
+        rows = np.arange(len(actions))
+        p_click, p_conversion = self.response(state, drift_logit)
+        expected = p_click * self.value_per_click(state, p_conversion)
+        click = u[:, 0] < p_click[rows, actions]
+        conversion = click & (u[:, 1] < p_conversion[rows, actions])
+        sigma = cfg["revenue_sigma"]
+        revenue = np.where(conversion, pop.revenue_mean[state["profile"]]
+                           * np.exp(sigma * ndtri(np.clip(u[:, 2], 1e-12, 1 - 1e-12)) - 0.5 * sigma * sigma), 0.0)
+        w_click, w_conversion, w_revenue = self.weights
+        reward = w_click * click + w_conversion * conversion + w_revenue * revenue
+
+        disappointed = click & ~conversion
+        trust = (state["trust"] * cfg["trust_decay"] + cfg["trust_gain"] * conversion
+                 - cfg["trust_loss"] * disappointed - cfg["bait_annoyance"] * self.bait[actions])
+        state["trust"] = np.clip(trust, -cfg["trust_cap"], cfg["trust_cap"])
+        earlier = state["exposures"][rows, actions]
+        state["exposures"][rows, actions] = earlier + 1
+        if cfg["interest_rate"]:
+            state["interest"] += (cfg["interest_rate"] * click)[:, None] * self.similarity[actions]
+        codes = state["codes"]
+        codes[:, 1:] = codes[:, :-1].copy()
+        codes[:, 0] = 1 + 3 * actions + click + conversion
+        p_churn = np.clip(cfg["churn_base"] * np.exp(-cfg["churn_trust"] * state["trust"])
+                          + cfg["churn_repeat"] * np.log1p(earlier), 0.0, 1.0)
+        churned = u[:, 3] < p_churn
+        state["visit"] = state["visit"] + 1
+        return dict(reward=reward, click=click, conversion=conversion, revenue=revenue, expected_rewards=expected,
+                    churned=churned, p_churn=p_churn)
+
+    # ------------------------------------------------------------------------------------------------- a step
+    def step(self, actions: np.ndarray) -> dict:
+        """One visit in every world: the outcome arrays; ``terminated`` (churn) and ``truncated`` (max_visits).
+
+        A world whose user has left keeps its final state until :meth:`new_users` starts the next episode.
+        """
+        s = self.state
+        drift_logit = self.drift_logits()
+        out = self.transition(s, actions, self.rng_responses.random((self.n, 4)), drift_logit)
+        out["oracle_action"] = out["expected_rewards"].argmax(axis=1)
+        out["segment"] = self.population.segment[s["profile"]]
+        out["visit"] = s["visit"].copy()
+        out["trust"] = s["trust"].copy()
+        terminated = out["churned"]
+        truncated = ~terminated & (s["visit"] >= self.max_visits)
+        s["alive"] = ~(terminated | truncated)
+        out["terminated"], out["truncated"] = terminated, truncated
+        self.clock += 1
+        out["regime_shift"] = (self.drift.advance(self.clock) if self.drift is not None
+                               else np.zeros(self.n, bool))
+        self._visit_context(self.rows, self.rng_responses.random((self.n, 2)))
+        return out
+
+    # ---------------------------------------------------------------------------------------- observations
+    def observe(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user (N, user_dim), context (N, context_dim), memory (N, memory_len, memory_dim))."""
+        s, n = self.state, self.n
+        phase = 2 * np.pi * (s["time_index"] % self.per_day) / self.per_day
+        context = np.zeros((n, self.context_dim), np.float32)
+        context[:, 0], context[:, 1] = np.sin(phase), np.cos(phase)
+        context[self.rows, 2 + s["time_index"] // self.per_day] = 1.0
+        context[self.rows, 2 + DAYS + s["channel"]] = 1.0
+        if self.drift is not None and self.config["observe_campaign"]:
+            context[self.rows, 2 + DAYS + len(CHANNELS) + self.drift.regime] = 1.0
+        context[:, -1] = s["visit"] / self.max_visits
+        return (self.population.portrait[s["profile"]], context, self.memory_table[s["codes"]])
+
+    def copy_state(self, worlds: np.ndarray, repeats: int) -> dict:
+        """The users of ``worlds``, each repeated ``repeats`` times (for planning on copies)."""
+        return {key: np.repeat(self.state[key][worlds], repeats, axis=0) for key in JOURNEY_STATE}
