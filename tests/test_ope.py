@@ -169,13 +169,37 @@ def test_ope_commands_report_bad_input_in_one_line(tmp_path, capsys):
 
 def test_ope_evaluate_writes_table_and_plot(tmp_path, capsys):
     code = main(["ope", "evaluate", "--data", "obd", "--policy", "egreedy", "random", "--n-bootstrap", "200",
-                 "--model-refits", "0", "--out", str(tmp_path)])
+                 "--model-refits", "0", "--replay-seeds", "1", "--out", str(tmp_path)])
     assert code == 0
     assert "| egreedy |" in capsys.readouterr().out
     for name in ("agents.csv", "agents.md", "agents.json", "agents.png"):
         assert (tmp_path / name).stat().st_size > 0
+    assert "OpenBanditReplay-v0" in (tmp_path / "agents.md").read_text()
     rows = json.loads((tmp_path / "agents.json").read_text())["rows"]
     random_ips = next(r for r in rows if r["policy"] == "random" and r["estimator"] == "ips")
     # On the uniform-random log, IPS of the uniform policy is the log's own click rate.
     assert random_ips["estimate"] == pytest.approx(json.loads((tmp_path / "agents.json").read_text())
                                                    ["test_on_policy_ctr"])
+
+
+def test_agents_become_valid_policies_offline_and_online(one_torch_thread):
+    from abgym.data.open_bandit import load_open_bandit
+    from abgym.studies import off_policy
+
+    train, test = load_open_bandit("random", "men").split_by_time(0.3)
+    test = test.subset(slice(0, 300))
+    for name in off_policy.AGENT_POLICIES:
+        agent = off_policy.make_agent(name, seed=0)
+        off_policy.train_offline(agent, train)
+        assert agent.t == train.n_rounds
+        dist = off_policy.agent_action_dist(agent, test, n_samples=16)
+        assert dist.shape == (300, test.n_actions) and np.allclose(dist.sum(axis=1), 1.0), name
+        if name == "linucb":
+            assert set(np.unique(dist)) <= {0.0, 1.0}  # deterministic
+    model = off_policy.train_ppo_on_replay(train, steps=256, seed=0)
+    probs = off_policy.ppo_action_dist(model, test)
+    assert probs.shape == (300, test.n_actions) and np.allclose(probs.sum(axis=1), 1.0) and probs.min() > 0
+    rows = off_policy.replay_agents(["egreedy", "bts"], campaign="men", seeds=[0])
+    for row in rows:
+        assert row["events"] == 10_000 and 0 < row["matches"] < 1_000 and row["clicks"] <= row["matches"]
+    assert "| bts | 1 | 10000 |" in off_policy.replay_table(rows)

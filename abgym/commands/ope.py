@@ -3,7 +3,7 @@
     abgym ope validate                              # BTS's click rate estimated from the random log, vs on-policy
     abgym ope validate --campaign every --json results/ope/validate.json
     abgym ope validate --data-path /data/open_bandit_dataset   # the full dataset, same layout: narrower intervals
-    abgym ope evaluate --data obd --policy linucb lints egreedy bts random --out results/ope
+    abgym ope evaluate --data obd --policy linucb lints egreedy ppo bts random --out results/ope
 
 The study is ``abgym.studies.off_policy``; see docs/off_policy.md.
 """
@@ -36,9 +36,14 @@ def register(subparsers) -> None:
     evaluate = commands.add_parser("evaluate", help="value abgym's agents offline on OBD (table and plot)")
     evaluate.add_argument("--data", default="obd", choices=("obd",), help="the logged data (the Open Bandit Dataset)")
     evaluate.add_argument("--campaign", default="all", choices=CAMPAIGN_CHOICES[:3])
-    evaluate.add_argument("--policy", nargs="+", default=["linucb", "lints", "egreedy", "bts", "random"],
+    evaluate.add_argument("--policy", nargs="+", default=["linucb", "lints", "egreedy", "ppo", "bts", "random"],
                           help="policies to value: linucb, lints, egreedy (abgym's contextual bandits, trained on "
-                               "the earlier part of the random log), bts (ZOZOTOWN's prior), random")
+                               "the earlier part of the random log), ppo (SB3 PPO trained on the replay env over "
+                               "that part), bts (ZOZOTOWN's prior), random")
+    evaluate.add_argument("--ppo-steps", type=int, default=50_000, help="PPO training steps on the replay env")
+    evaluate.add_argument("--replay-seeds", type=int, default=5,
+                          help="also run the bandits online on abgym/OpenBanditReplay-v0 with this many seeds "
+                               "(0: skip)")
     _data_arguments(evaluate)
     evaluate.add_argument("--test-fraction", type=float, default=0.3,
                           help="the later share of the random log the policies are valued on")
@@ -92,12 +97,21 @@ def run_evaluate(args) -> int:
         if args.n_bootstrap < 100 or not (args.model_refits == 0 or args.model_refits >= 100):
             raise ValueError("--n-bootstrap must be >= 100 and --model-refits 0 or >= 100 (fewer resamples give no "
                              "usable 95% interval)")
+        if args.replay_seeds < 0:
+            raise ValueError(f"--replay-seeds must be >= 0, got {args.replay_seeds}")
         result = off_policy.evaluate_agents(args.policy, campaign=args.campaign, data_path=args.data_path,
                                             test_fraction=args.test_fraction, n_bootstrap=args.n_bootstrap,
-                                            model_refits=args.model_refits, seed=args.seed)
+                                            model_refits=args.model_refits, seed=args.seed,
+                                            ppo_steps=args.ppo_steps)
+        if args.replay_seeds:
+            replayed = [name for name in args.policy if name in off_policy.REPLAY_POLICIES]
+            result["replay"] = off_policy.replay_agents(replayed, campaign=args.campaign, data_path=args.data_path,
+                                                        seeds=range(args.seed, args.seed + args.replay_seeds))
         paths = off_policy.write_agents_report(result, args.out)
     except ValueError as error:
         return _fail("evaluate", error)
     print(off_policy.agents_table(result))
+    if result.get("replay"):
+        print(off_policy.replay_table(result["replay"]))
     print("wrote " + ", ".join(str(path) for path in paths))
     return 0

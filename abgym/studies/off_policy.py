@@ -21,12 +21,13 @@ import time
 import numpy as np
 
 from abgym.data.open_bandit import CAMPAIGNS, load_bts_prior, load_open_bandit
-from abgym.ope import (ESTIMATORS, RewardModel, bernoulli_ts_action_dist, estimate_policy_value, on_policy_value,
-                       uniform_action_dist)
+from abgym.ope import (ESTIMATORS, RewardModel, at_logged_position, bernoulli_ts_action_dist, estimate_policy_value,
+                       on_policy_value, uniform_action_dist)
 from abgym.ope.estimators import refit_bootstrap
 
-__all__ = ["AGENT_POLICIES", "POLICIES", "agent_action_dist", "agent_observation", "agents_table", "evaluate_agents",
-           "train_offline", "validate_bts_from_random", "validation_table", "write_agents_report"]
+__all__ = ["AGENT_POLICIES", "POLICIES", "agent_action_dist", "agent_observation", "agents_table", "evaluate_agents", "ppo_action_dist",
+           "replay_agents", "replay_table", "train_offline", "train_ppo_on_replay", "validate_bts_from_random", "validation_table",
+           "write_agents_report"]
 
 
 def validate_bts_from_random(campaign: str = "all", data_path=None, *, n_sim: int = 100_000, n_bootstrap: int = 2000,
@@ -109,7 +110,7 @@ def _pct(value: float) -> str:
 # defaults; the features are the user's one-hot portrait and the position (see agent_observation).
 AGENT_POLICIES = ("linucb", "lints", "egreedy")
 BASELINE_POLICIES = ("bts", "random")
-POLICIES = AGENT_POLICIES + BASELINE_POLICIES
+POLICIES = AGENT_POLICIES + ("ppo",) + BASELINE_POLICIES
 
 
 def agent_observation(log, row: int) -> dict:
@@ -160,9 +161,53 @@ def agent_action_dist(agent, log, n_samples: int = 64) -> np.ndarray:
     return out
 
 
+def train_ppo_on_replay(log, steps: int, seed: int):
+    """SB3 PPO (MLP policy over ``[user one-hot, position one-hot]``) trained on the replay env over ``log``.
+
+    Every replayed step is a training step, matched or not: with uniform logging an action matches with the same
+    probability 1/n_items whatever it is, so the expected replay reward of item ``a`` is q(x, a) / n_items, the true
+    click rate scaled, and PPO's objective has the same best policy. ``gamma=0``: impressions are independent bandit
+    rounds. One torch thread (the machine is shared), restored afterwards.
+    """
+    import torch
+    from stable_baselines3 import PPO
+
+    from abgym.envs.open_bandit_replay import OpenBanditReplayEnv
+
+    if steps < 64:
+        raise ValueError(f"ppo_steps must be >= 64, got {steps}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        env = OpenBanditReplayEnv(log=log, observation_type="flat")
+        n_steps = min(2048, steps)
+        model = PPO("MlpPolicy", env, gamma=0.0, gae_lambda=1.0, n_steps=n_steps, batch_size=min(256, n_steps),
+                    seed=seed, device="cpu", verbose=0)
+        model.learn(steps)
+    finally:
+        torch.set_num_threads(threads)
+    return model
+
+
+def ppo_action_dist(model, log) -> np.ndarray:
+    """The PPO policy's probability of every item at each row's logged position: (n_rounds, n_actions)."""
+    import torch
+
+    position = np.eye(log.len_list, dtype=np.float32)[log.position]
+    observations = torch.as_tensor(np.concatenate([log.context.astype(np.float32), position], axis=1))
+    with torch.no_grad():
+        probs = model.policy.get_distribution(observations).distribution.probs.numpy().astype(np.float64)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
 def evaluate_agents(policies=POLICIES, *, campaign: str = "all", data_path=None, test_fraction: float = 0.3,
-                    n_bootstrap: int = 2000, model_refits: int = 100, seed: int = 0, n_sim: int = 100_000) -> dict:
-    """Value each policy on the later ``test_fraction`` of the random log (see the module docstring)."""
+                    n_bootstrap: int = 2000, model_refits: int = 100, seed: int = 0, n_sim: int = 100_000,
+                    ppo_steps: int = 50_000) -> dict:
+    """Value each policy on the later ``test_fraction`` of the random log (see the module docstring).
+
+    ``ppo`` is SB3's PPO trained for ``ppo_steps`` on the replay env over the earlier part of the log (see
+    :func:`train_ppo_on_replay`); its action distribution is its policy's softmax, exactly.
+    """
     unknown = [name for name in policies if name not in POLICIES]
     if unknown:
         raise ValueError(f"unknown policy(ies) {unknown}; choose from {list(POLICIES)}")
@@ -179,6 +224,9 @@ def evaluate_agents(policies=POLICIES, *, campaign: str = "all", data_path=None,
         elif name == "bts":
             alpha, beta = load_bts_prior(campaign)
             dists[name] = bernoulli_ts_action_dist(alpha, beta, log.len_list, n_sim=n_sim, seed=seed)
+        elif name == "ppo":
+            model = train_ppo_on_replay(train, ppo_steps, seed)
+            dists[name] = ppo_action_dist(model, test)
         else:
             agent = make_agent(name, seed)
             train_offline(agent, train)
@@ -199,10 +247,15 @@ def evaluate_agents(policies=POLICIES, *, campaign: str = "all", data_path=None,
                 resamples = "rows and reward-model refits"
             rows.append({"policy": name, "estimator": estimator, "estimate": estimate.value, "ci_low": low,
                          "ci_high": high, "ci_resamples": resamples})
+    # How concentrated each policy is: the mean over test rows of its largest item probability (1/n_items: uniform).
+    concentration = {name: float(np.broadcast_to(at_logged_position(dist, test.position),
+                                                 (test.n_rounds, test.n_actions)).max(axis=1).mean())
+                     for name, dist in dists.items()}
     return {"campaign": campaign, "rows": rows, "train_rounds": train.n_rounds, "test_rounds": test.n_rounds,
+            "top_item_probability": concentration,
             "test_clicks": test.clicks, "test_on_policy_ctr": float(test.reward.mean()), "source": log.source,
             "settings": {"test_fraction": test_fraction, "n_bootstrap": n_bootstrap, "model_refits": model_refits,
-                         "seed": seed, "n_sim": n_sim},
+                         "seed": seed, "n_sim": n_sim, "ppo_steps": ppo_steps if "ppo" in policies else None},
             "train_seconds": timings, "seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -211,12 +264,13 @@ def agents_table(result: dict) -> str:
     by_policy: dict[str, dict] = {}
     for row in result["rows"]:
         by_policy.setdefault(row["policy"], {})[row["estimator"]] = row
-    lines = ["| policy | " + " | ".join(f"{name} [95% CI]" for name in ESTIMATORS) + " |",
-             "|---|" + "---|" * len(ESTIMATORS)]
+    top = result.get("top_item_probability", {})
+    lines = ["| policy | " + " | ".join(f"{name} [95% CI]" for name in ESTIMATORS) + " | top-item probability |",
+             "|---|" + "---|" * (len(ESTIMATORS) + 1)]
     for policy, cells in by_policy.items():
         lines.append(f"| {policy} | " + " | ".join(
             f"{_pct(cells[e]['estimate'])} [{_pct(cells[e]['ci_low'])}, {_pct(cells[e]['ci_high'])}]"
-            for e in ESTIMATORS) + " |")
+            for e in ESTIMATORS) + f" | {top.get(policy, float('nan')):.3f} |")
     return "\n".join(lines)
 
 
@@ -247,6 +301,9 @@ def write_agents_report(result: dict, out) -> list:
         handle.write(f"Open Bandit Dataset, campaign {result['campaign']}: policies valued on the last "
                      f"{result['test_rounds']} impressions of the random log ({result['test_clicks']} clicks, "
                      f"on-policy CTR {_pct(result['test_on_policy_ctr'])}).\n\n{agents_table(result)}\n")
+        if result.get("replay"):
+            handle.write(f"\nOnline on abgym/OpenBanditReplay-v0 (one pass over the whole random log per seed):\n\n"
+                         f"{replay_table(result['replay'])}\n")
     with atomic_write(paths[2], "w") as handle:
         json.dump(result, handle, indent=2)
     policies = list(dict.fromkeys(row["policy"] for row in result["rows"]))
@@ -269,3 +326,71 @@ def write_agents_report(result: dict, out) -> list:
         figure.savefig(handle, format="png", dpi=120)
     plt.close(figure)
     return paths
+
+
+# -- the same agents online, on the replay env ------------------------------------------------------------------------
+REPLAY_POLICIES = AGENT_POLICIES + BASELINE_POLICIES
+
+
+def replay_agents(policies=REPLAY_POLICIES, *, campaign: str = "all", data_path=None, seeds=(0, 1, 2, 3, 4)) -> list[dict]:
+    """Run each policy through ``abgym/OpenBanditReplay-v0`` (one pass over the random log per seed).
+
+    The contextual bandits start empty and learn only from matched events (Li et al. 2011); ``bts`` ranks the items
+    by one draw from ZOZOTOWN's prior per impression and shows the item its rank puts at the logged position;
+    ``random`` picks uniformly. Returns one row per (policy, seed): events, matches, clicks, replay CTR, seconds.
+    """
+    from abgym.envs.open_bandit_replay import OpenBanditReplayEnv
+
+    unknown = [name for name in policies if name not in REPLAY_POLICIES]
+    if unknown:
+        raise ValueError(f"unknown policy(ies) {unknown}; choose from {list(REPLAY_POLICIES)}")
+    log = load_open_bandit("random", campaign, data_path)
+    prior = load_bts_prior(campaign) if "bts" in policies else None
+    rows = []
+    for name in policies:
+        for seed in seeds:
+            tick = time.perf_counter()
+            env = OpenBanditReplayEnv(log=log)
+            observation, info = env.reset(seed=seed)
+            rng = np.random.default_rng(seed)
+            agent = None
+            if name in AGENT_POLICIES:
+                agent = make_agent(name, seed)
+                agent.reset(log.n_actions, info, seed=seed)
+            truncated = False
+            while not truncated:
+                if agent is not None:
+                    action = agent.act(observation, info)
+                elif name == "bts":
+                    ranking = np.argsort(-rng.beta(*prior))
+                    action = int(ranking[int(np.argmax(observation["context"]))])
+                else:
+                    action = int(rng.integers(log.n_actions))
+                observation, reward, _, truncated, info = env.step(action)
+                if agent is not None and info["matched"]:
+                    agent.update(action, reward)
+            rows.append({"policy": name, "seed": seed, "events": info["events"], "matches": info["matches"],
+                         "clicks": info["clicks"], "match_rate": info["match_rate"], "replay_ctr": info["replay_ctr"],
+                         "seconds": round(time.perf_counter() - tick, 2)})
+    return rows
+
+
+def replay_table(rows: list[dict]) -> str:
+    """Markdown: per policy, the mean over seeds of matches, clicks and replay CTR, and a 95 % Wilson interval.
+
+    The interval treats one run's matched events as the sample (the seeds replay the same log, so pooling them
+    would overstate the data): mean clicks out of mean matches.
+    """
+    lines = ["| policy | seeds | events | matches (match rate) | clicks | replay CTR [95% Wilson CI] |",
+             "|---|---|---|---|---|---|"]
+    z = 1.959963984540054
+    for policy in dict.fromkeys(row["policy"] for row in rows):
+        runs = [row for row in rows if row["policy"] == policy]
+        matches = float(np.mean([r["matches"] for r in runs]))
+        clicks = float(np.mean([r["clicks"] for r in runs]))
+        p = clicks / matches if matches else 0.0
+        centre = (p + z * z / (2 * matches)) / (1 + z * z / matches)
+        half = z * np.sqrt(p * (1 - p) / matches + z * z / (4 * matches ** 2)) / (1 + z * z / matches)
+        lines.append(f"| {policy} | {len(runs)} | {runs[0]['events']} | {matches:.1f} ({100 * matches / runs[0]['events']:.2f}%)"
+                     f" | {clicks:.1f} | {_pct(p)} [{_pct(max(centre - half, 0.0))}, {_pct(centre + half)}] |")
+    return "\n".join(lines)
