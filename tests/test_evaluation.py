@@ -131,7 +131,7 @@ def test_wilson_interval_known_value():
 def test_markdown_table(result):
     text = summary_markdown(result.summary)
     lines = text.strip().splitlines()
-    assert lines[0].startswith("| agent | episodes | reward (clicks) | regret (clicks)")
+    assert lines[0].startswith("| agent | episodes | reward | regret | regret % |")
     assert len(lines) == 2 + 2
     assert "thompson" in lines[-1] and "[" in lines[-1]
 

@@ -1,7 +1,11 @@
-"""``abgym evaluate``: run A/B-test agents (or a trained SB3 model) on an environment and print the results table.
+"""``abgym evaluate``: run agents (or a trained SB3 model) on any abgym environment and print the results table.
 
     abgym evaluate --env abgym/ABTest-v0 --agent thompson --episodes 20 --seeds 0 1 2 --split test \\
         --csv results/thompson.csv --markdown results/thompson.md --logdir runs/
+    abgym evaluate --env abgym/PersonalizedMarketing-v0 --agent random linucb classical-ab --model runs/ppo/model.zip
+
+The metrics are the ones the env reports (regret against its oracle, CTR, conversion, revenue, NDCG@10), with
+95 % intervals; see :mod:`abgym.evaluation`.
 """
 from __future__ import annotations
 
@@ -22,9 +26,14 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--agent", nargs="+", default=["thompson"], metavar="NAME",
         help="one or more agent names: random, ab-test, msprt, epsilon-greedy, ucb1, thompson, thompson-ranker "
-        "(default: thompson)",
+        "(A/B agents, any env); linucb, lints, egreedy-linear (the marketing envs); classical-ab (default: thompson)",
     )
-    parser.add_argument("--model", metavar="PATH", help="a model saved by `abgym train` (model.zip), evaluated too")
+    parser.add_argument("--model", metavar="PATH", nargs="+",
+                        help="Stable-Baselines3 model file(s) (model.zip, as `abgym train` or model.save writes), "
+                        "evaluated too")
+    parser.add_argument("--agent-reset", choices=["auto", "episode", "seed"], default="auto",
+                        help="when agents start afresh: every episode, once per seed (they keep learning across "
+                        "episodes), or auto: when the campaign changes (default: %(default)s)")
     parser.add_argument("--episodes", type=episodes_arg, default=20,
                         help="episodes per seed, or 'all': every experiment once per seed (default: %(default)s)")
     parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0], help="seeds (default: 0)")
@@ -96,13 +105,12 @@ def run(args) -> int:
         for path, option in ((args.csv, "--csv"), (args.markdown, "--markdown"),
                              (args.episodes_csv, "--episodes-csv")):
             check_output_file(path, option)  # before the evaluation, not after it
-        if args.model:
-            from abgym.commands.train import load_policy
+        from abgym.evaluation import load_sb3_model
 
-            policies.append(load_policy(args.model))
+        policies += [load_sb3_model(path) for path in args.model or []]
         result = evaluate(
             policies, args.env, episodes=args.episodes, seeds=args.seeds, env_kwargs=env_kwargs_from(args),
-            logdir=args.logdir, progress=not args.no_progress,
+            logdir=args.logdir, progress=not args.no_progress, agent_reset=args.agent_reset,
         )
     except (ValueError, FileNotFoundError) as error:
         print(f"abgym evaluate: error: {error}", file=sys.stderr)
