@@ -25,7 +25,7 @@ from abgym.ope import (ESTIMATORS, RewardModel, at_logged_position, bernoulli_ts
                        on_policy_value, uniform_action_dist)
 from abgym.ope.estimators import refit_bootstrap
 
-__all__ = ["AGENT_POLICIES", "POLICIES", "agent_action_dist", "agent_observation", "agents_table", "evaluate_agents", "ppo_action_dist",
+__all__ = ["AGENT_POLICIES", "POLICIES", "agent_action_dist", "agent_observation", "agents_table", "evaluate_agents", "policy_support", "ppo_action_dist",
            "replay_agents", "replay_table", "train_offline", "train_ppo_on_replay", "validate_bts_from_random", "validation_table",
            "write_agents_report"]
 
@@ -247,16 +247,27 @@ def evaluate_agents(policies=POLICIES, *, campaign: str = "all", data_path=None,
                 resamples = "rows and reward-model refits"
             rows.append({"policy": name, "estimator": estimator, "estimate": estimate.value, "ci_low": low,
                          "ci_high": high, "ci_resamples": resamples})
-    # How concentrated each policy is: the mean over test rows of its largest item probability (1/n_items: uniform).
-    concentration = {name: float(np.broadcast_to(at_logged_position(dist, test.position),
-                                                 (test.n_rounds, test.n_actions)).max(axis=1).mean())
-                     for name, dist in dists.items()}
     return {"campaign": campaign, "rows": rows, "train_rounds": train.n_rounds, "test_rounds": test.n_rounds,
-            "top_item_probability": concentration,
+            "support": {name: policy_support(test, dist) for name, dist in dists.items()},
             "test_clicks": test.clicks, "test_on_policy_ctr": float(test.reward.mean()), "source": log.source,
             "settings": {"test_fraction": test_fraction, "n_bootstrap": n_bootstrap, "model_refits": model_refits,
                          "seed": seed, "n_sim": n_sim, "ppo_steps": ppo_steps if "ppo" in policies else None},
             "train_seconds": timings, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def policy_support(log, action_dist) -> dict:
+    """How much of the log speaks to a policy: the evidence behind its IPS estimate.
+
+    ``top_item_probability``: mean over rows of the policy's largest item probability (1/n_items when uniform, 1
+    when deterministic). ``effective_rows``: Kish's effective sample size of the importance weights, (sum w)^2 /
+    sum w^2. ``supported_clicks``: logged clicks on items the policy could have shown (weight > 0); with none, every
+    weighted estimate is 0 and its bootstrap interval collapses to [0, 0]: no evidence, not a measured zero.
+    """
+    dist = np.broadcast_to(at_logged_position(action_dist, log.position), (log.n_rounds, log.n_actions))
+    weight = dist[np.arange(log.n_rounds), log.action] / log.pscore
+    return {"top_item_probability": float(dist.max(axis=1).mean()),
+            "effective_rows": float(weight.sum() ** 2 / max((weight ** 2).sum(), 1e-300)),
+            "supported_clicks": int(log.reward[weight > 0].sum())}
 
 
 def agents_table(result: dict) -> str:
@@ -264,13 +275,16 @@ def agents_table(result: dict) -> str:
     by_policy: dict[str, dict] = {}
     for row in result["rows"]:
         by_policy.setdefault(row["policy"], {})[row["estimator"]] = row
-    top = result.get("top_item_probability", {})
-    lines = ["| policy | " + " | ".join(f"{name} [95% CI]" for name in ESTIMATORS) + " | top-item probability |",
-             "|---|" + "---|" * (len(ESTIMATORS) + 1)]
+    support = result.get("support", {})
+    lines = ["| policy | " + " | ".join(f"{name} [95% CI]" for name in ESTIMATORS)
+             + " | top-item probability | effective rows | supported clicks |",
+             "|---|" + "---|" * (len(ESTIMATORS) + 3)]
     for policy, cells in by_policy.items():
+        row = support.get(policy, {})
         lines.append(f"| {policy} | " + " | ".join(
             f"{_pct(cells[e]['estimate'])} [{_pct(cells[e]['ci_low'])}, {_pct(cells[e]['ci_high'])}]"
-            for e in ESTIMATORS) + f" | {top.get(policy, float('nan')):.3f} |")
+            for e in ESTIMATORS) + f" | {row.get('top_item_probability', float('nan')):.3f}"
+            f" | {row.get('effective_rows', float('nan')):.0f} | {row.get('supported_clicks', '')} |")
     return "\n".join(lines)
 
 
