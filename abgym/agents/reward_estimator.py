@@ -16,6 +16,16 @@ How the agent uses it (:class:`RewardEstimatorWrapper`, the ablations of the com
   What the env pays and what the comparison measures is always the real reward.
 - ``both``: the two together (the default "PPO + reward estimator" agent). ``use_memory=False`` drops the memory
   attention (the memory ablation).
+
+What it estimates (``target`` of the wrapper): ``"immediate"`` (the next reward, the default, right where every
+arrival is a new user) or ``"lifetime"``: the discounted reward of the rest of the user's journey from this visit,
+``sum_t gamma^t r_t``, learnt by Monte Carlo when each journey ends. That is the paper's use of MARE, an estimate of
+**long-term revenue** from real-time feedback, and where a visit's consequences outlast it (CustomerJourney-v0) it
+hands the actor and the critic a per-variant long-term value.
+
+A **prior** (:meth:`OnlineRewardEstimator.set_prior`, e.g. the Experimentation Accelerator's CTR for each variant
+times the value of a click) is what the estimator predicts before it has data; it fades as interactions arrive:
+``w = strength / (strength + n_seen)``, ``estimate = w * prior + (1 - w) * model``.
 """
 from __future__ import annotations
 
@@ -30,6 +40,7 @@ from torch import nn
 from abgym.paths import atomic_write
 
 USES = ("input", "shaping", "both")
+TARGETS = ("immediate", "lifetime")
 
 
 def _as_tensor(array, device="cpu") -> torch.Tensor:
@@ -106,6 +117,24 @@ class OnlineRewardEstimator:
         self.buffer["reward"] = np.zeros(self.window, np.float32)
         self.n_seen = 0
         self.last_loss = float("nan")
+        self.prior: np.ndarray | None = None
+        self.prior_strength = 0.0
+
+    def set_prior(self, values, strength: float = 256.0) -> None:
+        """Predict ``values`` (one per variant) before any data, fading with weight strength / (strength + n_seen)."""
+        values = np.asarray(values, dtype=np.float64)
+        n_variants = self.shapes["variants"][0]
+        if values.shape != (n_variants,) or not np.all(np.isfinite(values)):
+            raise ValueError(f"the prior must be {n_variants} finite values (one per variant), got {values!r}")
+        if not np.isfinite(strength) or strength < 0:
+            raise ValueError(f"the prior's strength must be a finite number >= 0, got {strength!r}")
+        self.prior, self.prior_strength = values, float(strength)
+
+    def prior_weight(self) -> float:
+        """The share of the prior in :meth:`predict` now (0 without a prior)."""
+        if self.prior is None or self.prior_strength == 0:
+            return 0.0
+        return self.prior_strength / (self.prior_strength + self.n_seen)
 
     def predict(self, observation) -> np.ndarray:
         """Estimated reward of every variant, (K,) for one observation or (B, K) for a batch."""
@@ -115,6 +144,9 @@ class OnlineRewardEstimator:
             tensors = [tensor.unsqueeze(0) for tensor in tensors]
         with torch.no_grad():
             estimates = self.model(*tensors).numpy()
+        weight = self.prior_weight()
+        if weight:
+            estimates = weight * self.prior + (1 - weight) * estimates
         return estimates[0] if single else estimates
 
     def observe(self, observation, action: int, reward: float) -> None:
@@ -144,7 +176,8 @@ class OnlineRewardEstimator:
     def to_bytes(self) -> bytes:
         state = {"shapes": self.shapes, "hyperparameters": self.hyperparameters, "model": self.model.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "buffer": self.buffer, "n_seen": self.n_seen,
-                 "rng_state": self.rng.bit_generator.state}
+                 "rng_state": self.rng.bit_generator.state, "prior": self.prior,
+                 "prior_strength": self.prior_strength}
         buffer = io.BytesIO()
         torch.save(state, buffer)
         return buffer.getvalue()
@@ -167,6 +200,7 @@ class OnlineRewardEstimator:
         estimator.optimizer.load_state_dict(state["optimizer"])
         estimator.buffer, estimator.n_seen = state["buffer"], state["n_seen"]
         estimator.rng.bit_generator.state = state["rng_state"]
+        estimator.prior, estimator.prior_strength = state.get("prior"), state.get("prior_strength", 0.0)
         return estimator
 
     @classmethod
@@ -184,10 +218,16 @@ class RewardEstimatorWrapper(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, estimator: OnlineRewardEstimator | None = None, use: str = "both",
-                 beta: float = 0.5, **estimator_kwargs):
+                 beta: float = 0.5, target: str = "immediate", gamma: float = 0.95, **estimator_kwargs):
         super().__init__(env)
         if use not in USES:
             raise ValueError(f"use must be one of {USES}, got {use!r}")
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        self.target, self.gamma = target, float(gamma)
+        self._journey: list[tuple[dict, int, float]] = []  # target="lifetime": this journey's visits so far
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {beta}")
         if not isinstance(env.observation_space, gym.spaces.Dict):
@@ -212,14 +252,31 @@ class RewardEstimatorWrapper(gym.Wrapper):
         return observation
 
     def reset(self, **kwargs):
+        self._journey = []  # a journey cut short by a reset has no known return: it is not learnt from
         observation, info = self.env.reset(**kwargs)
         return self._augment(observation), info
+
+    def _learn_journey(self) -> None:
+        """Every visit of the journey that just ended, with its discounted reward-to-go as the target."""
+        to_go = 0.0
+        returns = []
+        for _, _, reward in reversed(self._journey):
+            to_go = reward + self.gamma * to_go
+            returns.append(to_go)
+        for (observation, action, _), value in zip(self._journey, reversed(returns)):
+            self.estimator.observe(observation, action, value)
+        self._journey = []
 
     def step(self, action):
         action = int(action)
         estimate = float(self._estimates[action])
         observation, reward, terminated, truncated, info = self.env.step(action)
-        self.estimator.observe(self._observation, action, float(reward))
+        if self.target == "immediate":
+            self.estimator.observe(self._observation, action, float(reward))
+        else:
+            self._journey.append((self._observation, action, float(reward)))
+            if terminated or truncated:
+                self._learn_journey()
         info = {**info, "env_reward": float(reward), "reward_estimate": estimate}
         learnt_reward = (1 - self.beta) * reward + self.beta * estimate if self.shapes_reward else reward
         return self._augment(observation), float(learnt_reward), terminated, truncated, info

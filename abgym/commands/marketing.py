@@ -45,11 +45,11 @@ def run_compare(args) -> int:
     experiment = load_experiment()
     try:
         config = experiment.config_from_args(args)
-        result = experiment.run_comparison(config)
+        result = experiment.run_any(config)
     except (ValueError, RuntimeError) as error:
         print(f"abgym marketing compare: error: {error}", file=sys.stderr)
         return 2
-    print(experiment.markdown_table(result["summary"]))
+    print(experiment.table_for(result))
     print(f"outputs in {result['out']} (TensorBoard: tensorboard --logdir {result['out'] / 'runs'})")
     return 0
 

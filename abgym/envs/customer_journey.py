@@ -56,6 +56,7 @@ def default_config() -> dict:
         "max_visits": 30,  # a journey ends at this many visits if the user has not churned
         "memory_len": 8,  # interactions of this journey the observation shows
         "regime_shift_prob": 0.0005,  # per visit (a visit is one tick of the world clock)
+        "segment_trend": 0.03,  # preference change per 1,000 visits (a comparison runs ~10,000-20,000 visits)
         # Satiation.
         "fatigue": 0.4,  # click-logit penalty per log(1 + earlier views of the same variant)
         "churn_repeat": 0.02,  # churn added per log(1 + earlier views of the shown variant)

@@ -341,6 +341,23 @@ def run_comparison(config: ComparisonConfig, log=print) -> dict:
     return {"rows": rows, "summary": summary, "out": out}
 
 
+def run_any(config, log=print) -> dict:
+    """Run the comparison that ``config`` describes (PersonalizedMarketing-v0's or CustomerJourney-v0's)."""
+    from abgym.studies import journey_comparison
+
+    if isinstance(config, journey_comparison.JourneyComparisonConfig):
+        return journey_comparison.run_comparison(config, log)
+    return run_comparison(config, log)
+
+
+def table_for(result: dict) -> str:
+    from abgym.studies import journey_comparison
+
+    if result["summary"] and "ltv" in result["summary"][0]:
+        return journey_comparison.markdown_table(result["summary"])
+    return markdown_table(result["summary"])
+
+
 def summarize(rows: list[dict]) -> list[dict]:
     summary = []
     keys = sorted({(row["drift"], row["agent"]) for row in rows}, key=lambda k: (k[0], _order(k[1])))
@@ -477,8 +494,19 @@ QUICK = dict(agents=MAIN_AGENTS, seeds=[100, 101], arrivals=600, drift=["off", "
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--agents", nargs="+", choices=ALL_AGENTS, metavar="AGENT",
-                        help=f"agents, from: {' '.join(ALL_AGENTS)} (default: {' '.join(MAIN_AGENTS)})")
+    from abgym.studies import journey_comparison as journey
+
+    parser.add_argument("--env", choices=[ENV_ID, journey.ENV_ID], default=ENV_ID,
+                        help="the environment (default: %(default)s; CustomerJourney-v0 follows users through "
+                             "their visits, where long-term value exists)")
+    parser.add_argument("--agents", nargs="+", choices=sorted(set(ALL_AGENTS) | set(journey.ALL_AGENTS)),
+                        metavar="AGENT",
+                        help=f"agents, from: {' '.join(ALL_AGENTS)} (default: {' '.join(MAIN_AGENTS)}); on "
+                             f"CustomerJourney-v0: {' '.join(journey.ALL_AGENTS)}")
+    parser.add_argument("--users", type=int, default=None,
+                        help="CustomerJourney-v0: journeys per run (default: 1500; quick: 150)")
+    parser.add_argument("--rollouts", type=int, default=None,
+                        help="CustomerJourney-v0: the long-term oracle's rollouts per variant (default: 16)")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 5)")
     parser.add_argument("--first-seed", type=int, default=100,
                         help="seeds are first-seed .. first-seed + seeds - 1 (default: %(default)s; 0-2 tuned the bandits)")
@@ -495,6 +523,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args) -> ComparisonConfig:
+    if getattr(args, "env", ENV_ID) != ENV_ID:
+        from abgym.studies import journey_comparison
+
+        return journey_comparison.config_from_args(args)
+    if getattr(args, "users", None) is not None or getattr(args, "rollouts", None) is not None:
+        raise ValueError("--users and --rollouts are for CustomerJourney-v0 (--env abgym/CustomerJourney-v0)")
+    unknown = [name for name in (args.agents or []) if name not in ALL_AGENTS]
+    if unknown:
+        raise ValueError(f"unknown agent(s) {unknown} for {ENV_ID}; choose from {' '.join(ALL_AGENTS)}")
     base = dict(QUICK) if args.quick else {}
     try:
         env_config = json.loads(args.env_config)
@@ -528,11 +565,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
-        result = run_comparison(config)
+        result = run_any(config)
     except (ValueError, RuntimeError) as error:
         print(f"marketing comparison: error: {error}", file=sys.stderr)
         return 2
-    print(markdown_table(result["summary"]))
+    print(table_for(result))
     print(f"outputs in {result['out']} (TensorBoard: tensorboard --logdir {result['out'] / 'runs'})")
     return 0
 
