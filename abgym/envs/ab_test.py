@@ -44,6 +44,9 @@ class ArmSpace(spaces.Discrete):
         return super().sample(mask=mask, probability=probability)
 
 
+MAX_ARMS = 4096  # an observation of 4,096 arms is 86 KB; beyond that a typo, not an experiment
+
+
 def default_config() -> dict[str, Any]:
     """The constructor's options and their defaults (``gymnasium.make`` keyword arguments override them)."""
     return dict(
@@ -74,6 +77,11 @@ class ABTestEnv(gym.Env):
         self.render_mode = _check_choice("render_mode", config["render_mode"], [None, *self.metadata["render_modes"]])
         self.ctr_source = _check_choice("ctr_source", config["ctr_source"], CTR_SOURCES)
         self.max_arms = _check_int("max_arms", config["max_arms"], minimum=2)
+        if self.max_arms > MAX_ARMS:  # every observation and mask is max_arms long
+            raise ValueError(
+                f"ABTest-v0 option max_arms must be at most {MAX_ARMS:,}, got {self.max_arms:,}: each observation "
+                f"would hold {self.max_arms * (4 * len(ARM_FEATURES) + 1):,} bytes (the archive's tests have at "
+                "most a few dozen arms); lower max_arms")
         self.steps_per_episode = _check_int("steps_per_episode", config["steps_per_episode"], minimum=1)
         self.batch_size = None if config["batch_size"] is None else _check_int("batch_size", config["batch_size"], 1)
 

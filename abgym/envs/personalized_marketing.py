@@ -107,6 +107,10 @@ _NON_NEGATIVE = ("segment_scale", "portrait_scale", "preference_scale", "interes
                  "segment_trend", "generator_temperature")
 
 
+_BOOLEANS = ("drift", "record_drift", "observe_campaign")
+_SEEDS = ("population_seed", "generator_seed")
+
+
 def make_config(config: dict | None = None, **settings) -> dict:
     """``default_config()`` updated with ``config`` and keyword ``settings`` (keywords win); unknown keys and bad
     values raise ``ValueError`` (:func:`abgym.envs.settings.merge_settings`)."""
@@ -118,8 +122,7 @@ def make_config(config: dict | None = None, **settings) -> dict:
             raise ValueError(f"config {key!r} must be a positive whole number, got {value!r}")
     for key in _PROBABILITIES + _NON_NEGATIVE:
         value = merged[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(value):
+        if not _is_finite_number(value):
             raise ValueError(f"config {key!r} must be a finite number, got {value!r}")
     for key in _PROBABILITIES:
         if not 0.0 <= float(merged[key]) <= 1.0:
@@ -137,10 +140,51 @@ def make_config(config: dict | None = None, **settings) -> dict:
                          f"or 'texts'")
     if merged["content_source"] == "texts" and merged["texts"] is None:
         raise ValueError("content_source='texts' needs config 'texts': a list of at least 2 variant texts")
+    for key in _BOOLEANS:
+        if not isinstance(merged[key], (bool, np.bool_)):
+            raise ValueError(f"config {key!r} must be True or False, got {merged[key]!r} (a string such as 'no' "
+                             "would be read as True)")
+    for key in _SEEDS:
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"config {key!r} must be a whole number >= 0 (a seed), got {value!r}")
+    _check_variant_ctr(merged["variant_ctr"])
+    weights = merged["reward_weights"]
+    if not isinstance(weights, dict):
+        raise ValueError(f"config 'reward_weights' must be a dict such as {{'click': 1.0, 'conversion': 5.0}}, "
+                         f"got {weights!r}")
+    for name, weight in weights.items():
+        if not _is_finite_number(weight):
+            raise ValueError(f"config 'reward_weights' {name!r} must be a finite number, got {weight!r}")
+    from abgym.envs.limits import check_memory, marketing_memory_terms
     from abgym.envs.users import reward_weights
 
     reward_weights(merged)  # validates reward and reward_weights
+    check_memory("PersonalizedMarketing-v0", marketing_memory_terms(merged))
     return merged
+
+
+def _is_finite_number(value) -> bool:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        return bool(np.isfinite(float(value)))  # float(): a Python int beyond int64 is still a number
+    except OverflowError:
+        return False
+
+
+def _check_variant_ctr(value) -> None:
+    """None, a name ('ranker', 'recorded') or a list of click-through rates in [0, 1] (NaN would click never)."""
+    if value is None or isinstance(value, str):
+        return
+    try:
+        rates = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"config 'variant_ctr' must be None, 'ranker', 'recorded' or a list of rates, "
+                         f"got {value!r}") from None
+    if rates.ndim != 1 or rates.size == 0 or not np.isfinite(rates).all() or (rates < 0).any() or (rates > 1).any():
+        raise ValueError(f"config 'variant_ctr' must be a list of one click-through rate in [0, 1] per variant, "
+                         f"got {value!r}")
 
 
 def observation_spaces(worlds: MarketingWorlds, observation_type: str) -> spaces.Space:
@@ -173,6 +217,10 @@ def build_worlds(config: dict | None, n_worlds: int, *, embed=None, attribute_sc
                  settings: dict | None = None):
     """Validated config, content features (cached) and the world simulator: what both env classes are made of."""
     config = make_config(config, **(settings or {}))
+    if n_worlds > 1:  # make_config checked one world's memory
+        from abgym.envs.limits import check_memory, marketing_memory_terms
+
+        check_memory("PersonalizedMarketing-v0", marketing_memory_terms(config, n_worlds))
     content = content_module.build_content(config, embed=embed, scorer=attribute_scorer,
                                            language_model=language_model)
     return config, content, MarketingWorlds(config, content, n_worlds)
@@ -233,7 +281,7 @@ class PersonalizedMarketingEnv(gym.Env):
     def step(self, action):
         try:
             index = int(action)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
             raise ValueError(f"action must be a variant index in 0..{self.n_variants - 1}, got {action!r}") from None
         if index != action or not 0 <= index < self.n_variants:
             raise ValueError(f"action must be a variant index in 0..{self.n_variants - 1}, got {action!r}")

@@ -7,6 +7,7 @@ template filled per domain (movies, music, games, products), so any dataset with
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -72,13 +73,17 @@ HAND_WRITTEN = (0, 1, 0, 0)
 
 
 def check_actions(actions: Sequence[int]) -> tuple[int, int, int, int]:
-    if len(actions) != len(PATTERNS):
-        raise ValueError(f"a prompt needs one action per pattern {PATTERNS}, got {tuple(actions)}")
+    if isinstance(actions, (str, bytes)) or not hasattr(actions, "__len__") or len(actions) != len(PATTERNS):
+        raise ValueError(f"a prompt needs one action per pattern {PATTERNS}, got {actions!r}")
     checked = []
     for pattern, action, size in zip(PATTERNS, actions, ACTION_SIZES):
-        if not 0 <= int(action) < size or int(action) != action:
-            raise ValueError(f"action {action!r} for pattern {pattern!r} is outside 0..{size - 1}")
-        checked.append(int(action))
+        try:  # operator.index: ints, numpy and torch integers; a float such as 1.5 is refused, not truncated
+            index = None if isinstance(action, bool) else operator.index(action)
+        except TypeError:
+            index = None
+        if index is None or not 0 <= index < size:
+            raise ValueError(f"action {action!r} for pattern {pattern!r} is not a whole number in 0..{size - 1}")
+        checked.append(index)
     return tuple(checked)
 
 

@@ -82,10 +82,24 @@ def make_config(config: dict | None = None, **settings) -> dict:
         raise ValueError(f"unknown recommender {merged['recommender']!r}; choose from {RECOMMENDERS}")
     if merged["embedder"] not in EMBEDDERS:
         raise ValueError(f"unknown embedder {merged['embedder']!r}; choose from {EMBEDDERS}")
-    if int(merged["rounds"]) < 1:
-        raise ValueError(f"rounds must be at least 1, got {merged['rounds']}")
+    for key, minimum in (("rounds", 1), ("min_history", 1), ("n_candidates", 2), ("data_seed", 0)):
+        _check_whole(key, merged[key], minimum)
+    if merged["max_users"] is not None:
+        _check_whole("max_users", merged["max_users"], 1, none_allowed=True)
+    if not isinstance(merged["ranking_cache"], (bool, np.bool_)):
+        raise ValueError(f"config 'ranking_cache' must be True or False, got {merged['ranking_cache']!r}")
+    threshold = merged["like_threshold"]
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(threshold):
+        raise ValueError(f"config 'like_threshold' must be a finite number (a rating), got {threshold!r}")
     pa.check_actions(merged["initial_actions"])
     return merged
+
+
+def _check_whole(key: str, value, minimum: int, none_allowed: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        also = " or None (every user)" if none_allowed else ""
+        raise ValueError(f"config {key!r} must be a whole number >= {minimum}{also}, got {value!r}")
 
 
 class HashingEmbedder:
@@ -427,7 +441,9 @@ class PromptPersonalizationEnv(gymnasium.Env):
 
     def step(self, action):
         action = np.asarray(action)
-        if action.shape != (len(AGENTS),) or not self.action_space.contains(action.astype(np.int64)):
+        # Integers only: astype(int64) alone would truncate 1.5 to 1 and play an action nobody chose.
+        if action.shape != (len(AGENTS),) or not np.issubdtype(action.dtype, np.integer) \
+                or not self.action_space.contains(action.astype(np.int64)):
             raise ValueError(
                 f"action {action.tolist()!r} is not in {self.action_space}: one integer per pattern {AGENTS}"
             )
