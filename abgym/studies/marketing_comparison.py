@@ -441,9 +441,17 @@ def plot(out: Path, config: ComparisonConfig, summary, curves, shifts_by_run) ->
     labels = sorted({entry["agent"] for entry in summary}, key=_order)
     colors = {label: plt.cm.tab20(i % 20) for i, label in enumerate(labels)}
     for drift in config.drift:
-        # Top: mean over seeds (shift times differ between seeds, so they are ticks along the axis, one row per
-        # seed). Bottom: the first seed alone, with its own regime shifts as vertical lines.
-        figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 9), sharex=True)
+        # Top: mean over seeds. Middle (only when there were shifts): each seed's regime shifts as a rug, one row
+        # per seed, in its own thin panel (ticks drawn outside an axis squashed it above a blank gap). Bottom: the
+        # first seed alone, its shifts as vertical lines. One legend beside the panels; constrained layout keeps
+        # the labels inside the figure.
+        reference = labels[0]
+        shifts = [list(shifts_by_run.get(f"{drift}/{reference}/{seed}", [])) for seed in config.seeds]
+        with_rug = any(shifts)
+        ratios = [3.0, 0.3 + 0.15 * len(config.seeds), 2.0] if with_rug else [3.0, 2.0]
+        figure, panels = plt.subplots(len(ratios), 1, figsize=(11, 9), sharex=True, layout="constrained",
+                                      gridspec_kw={"height_ratios": ratios})
+        top, bottom = panels[0], panels[-1]
         for label in labels:
             runs = [curves[f"{drift}/{label}/{seed}"] for seed in config.seeds if f"{drift}/{label}/{seed}" in curves]
             if not runs:
@@ -456,22 +464,25 @@ def plot(out: Path, config: ComparisonConfig, summary, curves, shifts_by_run) ->
                 top.fill_between(np.arange(mean.size), mean - spread, mean + spread, color=colors[label], alpha=0.12)
             first = f"{drift}/{label}/{config.seeds[0]}"
             if first in curves:
-                bottom.plot(curves[first], label=label, color=colors[label], lw=1.4)
-        reference = labels[0]
-        for row, seed in enumerate(config.seeds):
-            shifts = shifts_by_run.get(f"{drift}/{reference}/{seed}", [])
-            top.plot(shifts, np.full(len(shifts), -0.02 - 0.025 * row), "|", color="black", ms=7,
-                     transform=top.get_xaxis_transform(), clip_on=False,
-                     label="regime shifts (one row per seed)" if row == 0 and shifts else None)
-        for i, t in enumerate(shifts_by_run.get(f"{drift}/{reference}/{config.seeds[0]}", [])):
+                bottom.plot(curves[first], color=colors[label], lw=1.4)
+        if with_rug:
+            rug = panels[1]
+            rug.eventplot(shifts, lineoffsets=np.arange(len(config.seeds)), linelengths=0.7, colors="black",
+                          linewidths=1.0)
+            rug.set_yticks(np.arange(len(config.seeds)), [str(seed) for seed in config.seeds], fontsize=7)
+            rug.set_ylim(-0.6, len(config.seeds) - 0.4)
+            rug.invert_yaxis()
+            rug.set_ylabel("seed", fontsize=8)
+            rug.set_title("regime shifts per seed", fontsize=9, loc="left")
+        for i, t in enumerate(shifts[0]):
             bottom.axvline(t, color="black", ls="--", lw=0.8, label="regime shift" if i == 0 else None)
-        top.set(ylabel="cumulative regret vs per-user oracle",
+        top.set(ylabel="cumulative regret\n(vs per-user oracle)",
                 title=f"Cumulative regret, drift {drift}: mean and ~95% band over {len(config.seeds)} seeds")
         bottom.set(xlabel="user arrivals", ylabel="cumulative regret",
-                   title=f"seed {config.seeds[0]} alone, its regime shifts marked")
-        top.legend(fontsize=7, ncol=3)
-        bottom.legend(fontsize=7, ncol=3)
-        figure.tight_layout()
+                   title=f"seed {config.seeds[0]} alone" + (", its regime shifts dashed" if shifts[0] else ""))
+        top.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, title="agent")
+        if shifts[0]:
+            bottom.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
         with atomic_write(out / f"regret_drift-{drift}.png") as handle:
             figure.savefig(handle, format="png", dpi=100)
         plt.close(figure)
