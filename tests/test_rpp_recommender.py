@@ -13,6 +13,7 @@ from abgym.envs.llm_recommender import (
     SyntheticPromptRecommender,
     parse_ranking,
 )
+from abgym.llm.json_store import JsonStore
 
 TITLES = ["Heat (1995)", "Toy Story (1995)", "Se7en (1995)", "Fargo (1996)"]
 
@@ -56,10 +57,10 @@ def test_cache_in_memory_and_on_disk(tmp_path):
     recommender.rank("other prompt", TITLES)
     assert model.rank_calls == 2 and recommender.stats.cache_hits == 1
     recommender.flush()
-    assert len(json.loads(path.read_text())) == 2
+    assert recommender.cache_path == tmp_path / "rankings.sqlite" and len(JsonStore(path)) == 2
     reloaded = LLMRecommender(model, cache_path=path)
     assert reloaded.rank("prompt", TITLES) == first and model.rank_calls == 2
-    assert list(tmp_path.iterdir()) == [path]  # atomic write leaves no temporary file
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_two_writers_merge_their_caches(tmp_path):
@@ -69,7 +70,49 @@ def test_two_writers_merge_their_caches(tmp_path):
     second.rank("b", TITLES)
     first.flush()
     second.flush()
-    assert len(json.loads(path.read_text())) == 2
+    assert len(JsonStore(path)) == 2
+    model = CountingModel()
+    assert LLMRecommender(model, cache_path=path).rank("b", TITLES) and model.rank_calls == 0
+
+
+def _write_rankings(path, start, count):
+    recommender = LLMRecommender(CountingModel(), cache_path=path, flush_every=1)
+    for i in range(start, start + count):
+        recommender.rank(f"prompt {i}", TITLES)
+
+
+def test_concurrent_writers_keep_every_entry(tmp_path):
+    """Issue 18: two processes flushing after every ranking lost 2 of 600 entries with the JSON file."""
+    import multiprocessing
+
+    path = tmp_path / "rankings.json"
+    context = multiprocessing.get_context("fork")
+    writers = [context.Process(target=_write_rankings, args=(path, start, 300)) for start in (0, 300)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(120)
+        assert writer.exitcode == 0
+    assert len(JsonStore(path)) == 600
+
+
+def test_legacy_json_cache_is_imported_and_stale_temp_files_removed(tmp_path):
+    import os
+    import time
+
+    path = tmp_path / "rankings.json"
+    writer = LLMRecommender(CountingModel())
+    writer.rank("old prompt", TITLES)
+    path.write_text(json.dumps(writer._cache))
+    stale, fresh = tmp_path / ".rankings.json.abc123.tmp", tmp_path / ".rankings.json.def456.tmp"
+    stale.write_bytes(b"x" * 1000)
+    fresh.write_bytes(b"x")
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    model = CountingModel()
+    LLMRecommender(model, cache_path=path).rank("old prompt", TITLES)
+    assert model.rank_calls == 0  # the JSON cache's entry was kept
+    assert not stale.exists() and fresh.exists()  # a recent temp file may belong to a live writer
 
 
 def test_corrupt_cache_is_named(tmp_path):
@@ -77,6 +120,9 @@ def test_corrupt_cache_is_named(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ValueError, match="corrupt.*delete it"):
         LLMRecommender(CountingModel(), cache_path=path)
+    (tmp_path / "other.sqlite").write_bytes(b"not a database at all, just bytes" * 100)
+    with pytest.raises(ValueError, match="corrupt.*delete it"):
+        LLMRecommender(CountingModel(), cache_path=tmp_path / "other.sqlite")
 
 
 def test_generation_mode_counts_unparsable_and_partial_answers():

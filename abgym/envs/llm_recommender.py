@@ -11,8 +11,9 @@ The LLM has two modes:
 - ``"generate"``: the model writes an answer, parsed as an ordered list of candidate numbers or titles. Candidates it
   does not mention are not ranked; an answer naming none is *unparsable*: it scores 0 and is counted in ``stats``.
 
-Rankings are cached by (model, mode, prompt, candidates) in memory and, with ``cache_path``, on disk (JSON, written
-atomically by :meth:`LLMRecommender.flush`), so that revisiting a prompt costs nothing, across runs too.
+Rankings are cached by (model, mode, prompt, candidates) in memory and, with ``cache_path``, on disk (an SQLite
+store, :class:`abgym.llm.json_store.JsonStore`, written by :meth:`LLMRecommender.flush`; any number of processes
+share it without losing an entry), so that revisiting a prompt costs nothing, across runs too.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from abgym.paths import atomic_write
+from abgym.llm.json_store import JsonStore
 
 
 @dataclass(frozen=True)
@@ -114,29 +115,26 @@ class LLMRecommender:
         # prompt_actions.assemble_prompt); a generated answer can only name candidates the prompt lists.
         self.lists_candidates = mode == "generate"
         self.stats = RankerStats()
-        self.cache_path = Path(cache_path) if cache_path else None
+        self.store = JsonStore(cache_path) if cache_path else None
+        self.cache_path = self.store.path if self.store is not None else None
         self.flush_every = flush_every
-        self._cache: dict[str, list] = {}
-        self._unsaved = 0
-        if self.cache_path and self.cache_path.is_file():
-            try:
-                self._cache = json.loads(self.cache_path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                raise ValueError(
-                    f"ranking cache {self.cache_path} is corrupt ({error}); delete it to rebuild it"
-                ) from None
+        self._cache: dict[str, list] = self.store.load_all() if self.store is not None else {}
+        self._unsaved: dict[str, list] = {}
 
     def rank(self, prompt: str, candidates: Sequence[str], context: RankingContext | None = None) -> Ranking:
         self.stats.calls += 1
         key = ranking_key(self.model_id, f"{self.mode}/{self.by}" + ("" if self.chat else "/raw"), prompt, candidates)
+        if key not in self._cache and self.store is not None:
+            stored = self.store.get(key)  # another process may have ranked it since this one started
+            if stored is not None:
+                self._cache[key] = stored
         if key in self._cache:
             self.stats.cache_hits += 1
             order, parsed, answer = self._cache[key]
         else:
             order, parsed, answer = self._rank_uncached(prompt, list(candidates))
-            self._cache[key] = [list(order), parsed, answer]
-            self._unsaved += 1
-            if self.cache_path and self._unsaved >= self.flush_every:
+            self._cache[key] = self._unsaved[key] = [list(order), parsed, answer]
+            if self.store is not None and len(self._unsaved) >= self.flush_every:
                 self.flush()
         if self.mode == "generate" and not parsed:
             self.stats.unparsable += 1
@@ -159,33 +157,17 @@ class LLMRecommender:
         return list(order), bool(order), answer
 
     def flush(self) -> None:
-        """Write the cache to disk (atomically); a no-op without ``cache_path`` or new entries.
+        """Write the new rankings to the store in one transaction; a no-op without ``cache_path`` or new entries.
 
-        Entries another process wrote since this one loaded the file are merged in first, so two runs sharing a
-        cache do not erase each other's rankings (values for one key are identical: rankings are deterministic)."""
-        if self.cache_path is None or not self._unsaved:
+        Writers queue on SQLite's lock and add rows, so runs sharing a cache never erase each other's rankings
+        (values for one key are identical: rankings are deterministic)."""
+        if self.store is None or not self._unsaved:
             return
-        write_merged_json_cache(self.cache_path, self._cache)
-        self._unsaved = 0
+        self.store.put_many(self._unsaved.items())
+        self._unsaved = {}
 
     def __len__(self) -> int:
         return len(self._cache)
-
-
-def write_merged_json_cache(path: Path, cache: dict) -> None:
-    """Merge in what other processes wrote to ``path`` since it was read, then replace it atomically.
-
-    Values for one key are identical wherever they were computed (deterministic models), so merging is safe and two
-    runs sharing a cache never erase each other's entries."""
-    if path.is_file():
-        try:
-            on_disk = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            on_disk = {}  # a damaged file is replaced atomically below
-        for key, value in on_disk.items():
-            cache.setdefault(key, value)
-    with atomic_write(path, "w") as handle:
-        json.dump(cache, handle)
 
 
 class PopularityRecommender:
@@ -260,8 +242,9 @@ class SentenceRewriter:
     cache_path: Path | None = None
 
     def __post_init__(self):
-        if self.cache_path and Path(self.cache_path).is_file():
-            self.cache.update(json.loads(Path(self.cache_path).read_text()))
+        self._store = JsonStore(self.cache_path) if self.cache_path else None
+        if self._store is not None:
+            self.cache.update(self._store.load_all())
 
     def instruction(self, sentence: str) -> str:
         return (
@@ -277,8 +260,8 @@ class SentenceRewriter:
                 [self.instruction(sentence)], max_new_tokens=self.max_new_tokens, temperature=0.0, seed=0
             )[0]
             self.cache[sentence] = answer
-            if self.cache_path:
-                write_merged_json_cache(Path(self.cache_path), self.cache)
+            if self._store is not None:
+                self._store.put_many([(sentence, answer)])
         answer = self.cache[sentence].strip().split("\n")[0].strip().strip('"')
         if not answer or not re.search(r"[A-Za-z]", answer) or len(answer) > 3 * len(sentence) + 20:
             self.rejected += 1
