@@ -1,6 +1,8 @@
 """The `abgym evaluate`, `train` and `demo` commands, end to end on the shipped Upworthy data."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -108,3 +110,8 @@ def test_demo_writes_every_output(tmp_path, capsys):
     assert (out / "regret.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(pd.read_csv(out / "episodes.csv")) == 6 * 2 * 2
     assert set(EPISODE_TAGS) <= set(read_scalars(out / "tensorboard" / "thompson"))
+    # The journey headroom beside the A/B baselines: four policies, the long-term oracle on top.
+    assert "CustomerJourney-v0 headroom" in printed and "longterm_oracle" in printed
+    headroom = json.loads((out / "headroom.json").read_text())
+    ltv = {name: entry["ltv_mean"] for name, entry in headroom["policies"].items()}
+    assert ltv["longterm_oracle"] > ltv["myopic_oracle"] > ltv["best_fixed"]

@@ -1,6 +1,7 @@
 """CustomerJourney-v0: the env contract, its dynamics, and the headroom that separates a myopic from a long-term policy."""
 from __future__ import annotations
 
+import json
 import pickle
 
 import gymnasium as gym
@@ -215,3 +216,71 @@ def test_render_ansi_describes_the_journey():
 def test_default_config_documents_every_setting():
     config = default_config()
     assert config["max_visits"] == 30 and config["drift"] is True and "bait_annoyance" in config
+
+
+def test_headroom_command_writes_the_documented_json(tmp_path, capsys):
+    from abgym.cli import main
+
+    path = tmp_path / "headroom.json"
+    assert main(["marketing", "headroom", "--users", "200", "--rollouts", "4", "--json", str(path)]) == 0
+    document = json.loads(path.read_text())
+    assert document["users"] == 200 and set(document["policies"]) == {"random", "best_fixed", "myopic_oracle",
+                                                                        "longterm_oracle"}
+    for entry in document["policies"].values():
+        assert entry["ltv_ci"][0] <= entry["ltv_mean"] <= entry["ltv_ci"][1]
+    assert "longterm over myopic" in capsys.readouterr().out
+    assert main(["marketing", "headroom", "--env-config", '{"max_visit": 3}']) == 2
+    assert "did you mean 'max_visits'" in capsys.readouterr().err
+
+
+def test_journey_comparison_runs_every_kind_of_agent_and_scores_headroom(tmp_path, one_torch_thread):
+    from abgym.studies import journey_comparison as study
+
+    config = study.JourneyComparisonConfig(
+        agents=["classical_ab", "linucb", "ppo-lt", "ppo+mare-lt", "myopic_oracle", "longterm_oracle"],
+        seeds=[100], users=40, drift=["on"], prior="off", rollouts=2, recovery_window=20, out=tmp_path,
+        env_config={"max_visits": 10})
+    result = study.run_comparison(config, log=lambda line: None)
+    rows = {row["agent"]: row for row in result["rows"]}
+    assert set(rows) == set(config.agents) and all(row["users"] == 40 for row in rows.values())
+    assert rows["myopic_oracle"]["headroom_share"] == 0 and rows["longterm_oracle"]["headroom_share"] == 1
+    assert rows["myopic_oracle"]["regret_per_visit"] == 0
+    assert all(np.isfinite(row["headroom_share"]) and 1 <= row["visits"] <= 10 for row in rows.values())
+    for name in ("summary.csv", "summary.md", "per_run.csv", "lifetime_reward.png"):
+        assert (tmp_path / name).exists()
+    assert "share of long-term headroom" in (tmp_path / "summary.md").read_text()
+
+
+def test_mare_learns_the_journeys_discounted_lifetime_value():
+    from abgym.agents.reward_estimator import RewardEstimatorWrapper
+
+    env = RewardEstimatorWrapper(gym.make(ENV_ID, max_visits=4), use="input", target="lifetime", gamma=0.5,
+                                 train_every=10_000)
+    env.reset(seed=0)
+    rewards = []
+    for _ in range(4):
+        _, reward, terminated, truncated, info = env.step(0)
+        rewards.append(info["env_reward"])
+        if terminated or truncated:
+            break
+    stored = env.estimator.buffer["reward"][:len(rewards)]
+    expected = [sum(r * 0.5 ** j for j, r in enumerate(rewards[i:])) for i in range(len(rewards))]
+    np.testing.assert_allclose(stored, expected, rtol=1e-6)
+    assert env.estimator.n_seen == len(rewards)
+
+
+def test_the_estimators_prior_fades_as_data_arrives():
+    from abgym.agents.reward_estimator import OnlineRewardEstimator
+
+    env = gym.make(ENV_ID)
+    estimator = OnlineRewardEstimator(env.observation_space, train_every=10_000)
+    obs, _ = env.reset(seed=0)
+    untrained = estimator.predict(obs)
+    estimator.set_prior([1.0, 2.0, 3.0, 4.0], strength=10)
+    np.testing.assert_allclose(estimator.predict(obs), [1.0, 2.0, 3.0, 4.0])
+    for _ in range(10):
+        estimator.observe(obs, 0, 0.0)
+    np.testing.assert_allclose(estimator.predict(obs), 0.5 * np.array([1.0, 2.0, 3.0, 4.0]) + 0.5 * untrained,
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="one per variant"):
+        estimator.set_prior([1.0, 2.0])

@@ -36,6 +36,8 @@ def register(subparsers) -> None:
     parser.add_argument("--ctr-source", choices=["empirical", "posterior"], default="posterior",
                         help="true click rates: recorded, or a Beta-posterior draw per episode (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-headroom", action="store_true",
+                        help="skip the CustomerJourney-v0 headroom table (abgym marketing headroom --quick)")
     parser.set_defaults(handler=run)
 
 
@@ -74,8 +76,22 @@ def run(args) -> int:
                 f"episodes per agent, true CTR: {args.ctr_source})")
     print(f"wrote {out / 'regret.png'}")
     print(f"TensorBoard: tensorboard --logdir {out / 'tensorboard'}")
+    if not args.no_headroom:
+        print_journey_headroom(out)
     print(f"abgym demo took {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def print_journey_headroom(out: Path) -> None:
+    """What a long-term policy can gain on CustomerJourney-v0: the quick headroom table, also as headroom.json."""
+    from abgym.studies import journey_headroom as study
+
+    print(f"\nCustomerJourney-v0 headroom (abgym marketing headroom --quick: {study.QUICK_USERS} users, "
+          f"long-term oracle with {study.QUICK_ROLLOUTS} rollouts per variant; lifetime reward per user):", flush=True)
+    result = study.headroom(users=study.QUICK_USERS, rollouts=study.QUICK_ROLLOUTS)
+    print(study.markdown_table(result))
+    study.write_json(result, out / "headroom.json")
+    print(f"wrote {out / 'headroom.json'} ({result['seconds']:.1f} s); the full table: abgym marketing headroom")
 
 
 def plot_regret(result, path, title: str = "") -> Path:
