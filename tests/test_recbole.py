@@ -77,3 +77,21 @@ def test_missing_user_field(tmp_path):
 def test_no_dataset_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="neither a folder nor"):
         load_recbole(tmp_path / "absent")
+
+
+def test_rating_declared_token_that_is_not_a_number_names_the_line(tmp_path):
+    """Issue 18, finding 8: "great" gave "could not convert string to float" with no file or line."""
+    inter = "user_id:token\titem_id:token\trating:token\tt:float\nu1\ti1\t4\t1\nu1\ti2\tgreat\t2\n"
+    folder = write(tmp_path / "d", "d", inter, ITEM)
+    with pytest.raises(RecBoleFormatError, match=r"d\.inter: line 3: field 'rating' must be a number, got 'great'"):
+        load_recbole(folder)
+
+
+def test_interactions_with_untitled_items_are_reported(tmp_path, caplog):
+    """Issue 18, finding 6: unknown item ids were dropped without a word."""
+    inter = INTER + "u9\tno-such-item\t5\t9\n"
+    folder = write(tmp_path / "d", "d", inter, ITEM)
+    with caplog.at_level("WARNING", logger="abgym.data.recbole"):
+        data = load_recbole(folder)
+    assert "1 of" in caplog.text and "'no-such-item'" in caplog.text and "not used" in caplog.text
+    assert len(data.interactions) == len(INTER.strip().splitlines())  # still there; build_cases skips it

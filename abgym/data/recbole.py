@@ -8,6 +8,7 @@ contains "title", else the first containing "name".
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,7 @@ import pandas as pd
 from abgym.data.recommendation import RatingsDataset
 
 FIELD_TYPES = {"token", "token_seq", "float", "float_seq"}
+logger = logging.getLogger(__name__)
 
 
 class RecBoleFormatError(ValueError):
@@ -61,6 +63,19 @@ def _read_atomic(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
                 )
             frame[name] = values
     return frame, types
+
+
+def _numbers(values, path: Path, field: str):
+    """A rating or timestamp column as floats; a value that is not a number names its line (header is line 1)."""
+    if not isinstance(values, pd.Series):
+        return values
+    numbers = pd.to_numeric(values.replace("", None), errors="coerce").astype(float)
+    bad = numbers.isna() & values.notna() & (values.astype(str) != "")
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise RecBoleFormatError(f"{path}: line {row + 2}: field {field!r} must be a number, got "
+                                 f"{values.iloc[row]!r}")
+    return numbers
 
 
 def _require(frame: pd.DataFrame, path: Path, field: str, role: str) -> None:
@@ -147,12 +162,18 @@ def load_recbole(
     frame = pd.DataFrame(
         {"user": inter[user_field], "item": inter[item_field], "rating": rating, "timestamp": timestamp}
     )
-    frame["rating"] = frame["rating"].astype(float)
-    frame["timestamp"] = frame["timestamp"].astype(float)
+    for column, field in (("rating", rating_field), ("timestamp", time_field)):
+        frame[column] = _numbers(frame[column], inter_path, field)
     titles = {
         str(i): str(t).strip()
         for i, t in zip(items[item_field], items[title])
         if str(t).strip()
     }
+    untitled = ~frame["item"].isin(titles.keys())
+    if untitled.any():  # build_cases cannot show an item without a title to the language model: say so
+        logger.warning(
+            "%s: %d of %d interactions (%d distinct items, e.g. %r) name an item with no title in %s; they are not "
+            "used", inter_path, int(untitled.sum()), len(frame), frame.loc[untitled, "item"].nunique(),
+            frame.loc[untitled, "item"].iloc[0], item_path)
     name = inter_path.stem
     return RatingsDataset(name, domain or guess_domain(name, title), frame, titles, source=str(inter_path))
