@@ -68,6 +68,41 @@ def _say(message: str, quiet: bool) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+class Heartbeat:
+    """Prints a line every ``every`` seconds while a stage runs (rankings so far, when the recommender counts them),
+    so that a stage of minutes of LLM rankings never looks hung; plain lines, so CI logs show them too."""
+
+    def __init__(self, stage: str, recommender, quiet: bool, every: float = 15.0):
+        import threading
+
+        self.stage, self.recommender, self.quiet, self.every = stage, recommender, quiet, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._started = time.perf_counter()
+
+    def _calls(self):
+        stats = getattr(self.recommender, "stats", None)
+        return None if stats is None else (stats.calls, stats.cache_hits)
+
+    def _run(self) -> None:
+        first = self._calls()
+        while not self._stop.wait(self.every):
+            now, line = self._calls(), f"{self.stage}: {time.perf_counter() - self._started:.0f} s"
+            if now is not None and first is not None:
+                line += f", {now[0] - first[0]} rankings ({now[1] - first[1]} from the cache)"
+            _say(line + " ...", self.quiet)
+
+    def __enter__(self):
+        if not self.quiet:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
 def best_fixed_prompt(task, cases, passes: int = 1, start=pa.HAND_WRITTEN):
     """Coordinate ascent over the four patterns on ``cases``; returns (actions, mean NDCG, prompts tried)."""
     def score(actions):
@@ -119,13 +154,18 @@ def run_evaluation(settings: EvaluationSettings, out: str | Path, *, language_mo
          f"{ {k: len(v) for k, v in data.cases.items()} }; test users used {len(test)}; recommender {recommender.name}",
          quiet)
     # Embed every title once up front (MiniLM caches them on disk).
-    task.title_vectors(sorted({i for c in data.split("all") for i in c.candidates + c.history[-20:]}))
+    titles = sorted({i for c in data.split("all") for i in c.candidates + c.history[-20:]})
+    _say(f"embedding {len(titles)} titles (cached on disk after the first run)", quiet)
+    with Heartbeat("embedding titles", None, quiet):
+        task.title_vectors(titles)
     rows: list[dict] = []
     timings: dict[str, float] = {}
 
     def timed(name, fn):
+        _say(f"{name} ...", quiet)
         t = time.perf_counter()
-        result = fn()
+        with Heartbeat(name, recommender, quiet or name == "rpp training"):  # training has its own progress bar
+            result = fn()
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - t
         flush = getattr(recommender, "flush", None)
         if flush:
