@@ -251,3 +251,18 @@ def test_real_model_fast_scores_equal_naive_within_bf16_tolerance(smollm):
 def test_real_model_generates_an_answer(smollm):
     (reply,) = smollm.generate(["What is the capital of France?"], max_new_tokens=16)
     assert "Paris" in reply
+
+
+def test_corrupt_cached_weights_name_the_folder_and_how_to_rebuild(tmp_path, monkeypatch):
+    """Issue 18, finding 8: a damaged safetensors file in the cache gave a raw SafetensorError."""
+    from transformers import LlamaConfig
+
+    from abgym.llm import model_files
+
+    folder = tmp_path / "weights-float32"
+    LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                vocab_size=49152).save_pretrained(folder)
+    (folder / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    monkeypatch.setattr(model_files, "weights_dir", lambda dtype: folder)
+    with pytest.raises(ValueError, match=r"weights-float32 are unreadable.*rm -r"):
+        LanguageModel.load("float32", shared=False)

@@ -86,9 +86,15 @@ class LanguageModel:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder, local_files_only=True)
         # Eager attention: on the packed scoring pass (one ~200-token sequence with a block mask) it was measured
         # 8-10% faster per ranking than sdpa's CPU flash kernel, in bf16 with 1 and 2 threads (docs/llm.md).
-        model = AutoModelForCausalLM.from_pretrained(
-            weights_folder, dtype=getattr(torch, dtype), local_files_only=True, attn_implementation="eager"
-        )
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                weights_folder, dtype=getattr(torch, dtype), local_files_only=True, attn_implementation="eager"
+            )
+        except Exception as error:  # noqa: BLE001 - safetensors, json, torch and OS errors from a damaged cache
+            raise ValueError(
+                f"the converted SmolLM2 weights in {weights_folder} are unreadable ({type(error).__name__}: "
+                f"{error}); they are a cache made from the GGUF: delete the folder and the next load rebuilds them "
+                f"(about 20 s): rm -r '{weights_folder}'") from error
         return cls(model, tokenizer, name=f"SmolLM2-135M-Instruct ({dtype})")
 
     @classmethod
