@@ -44,7 +44,7 @@ TARGETS = ("immediate", "lifetime")
 
 
 def _as_tensor(array, device="cpu") -> torch.Tensor:
-    return torch.as_tensor(np.asarray(array), dtype=torch.float32, device=device)
+    return torch.as_tensor(np.array(array, dtype=np.float32), device=device)  # a copy: views may be read-only
 
 
 class MemoryAugmentedRewardEstimator(nn.Module):

@@ -105,10 +105,13 @@ class RolloutPlanner:
         return self.q_values(rows).argmax(axis=1)
 
 
-def run_policy(policy: str, config: dict | None = None, users: int = DEFAULT_USERS, seed: int = 0,
+def run_policy(policy, config: dict | None = None, users: int = DEFAULT_USERS, seed: int = 0,
                rollouts: int = DEFAULT_ROLLOUTS, fixed_variant: int | None = None, worlds=None) -> dict:
     """Lifetime reward (and clicks, conversions, visits) of each of ``users`` journeys under ``policy``.
 
+    ``policy``: a reference policy's name, or any callable from a batch of Dict observations (the env's keys, a
+    leading axis of ``users``) to one action per user, e.g. ``lambda obs: model.predict(obs, deterministic=True)[0]``
+    for a trained SB3 model, so that a learnt policy is scored on the same users as the oracles.
     ``worlds``: a prebuilt :class:`JourneyWorlds` with ``users`` worlds (reseeded here), to skip the build.
     """
     if worlds is None:
@@ -122,7 +125,12 @@ def run_policy(policy: str, config: dict | None = None, users: int = DEFAULT_USE
     totals = {key: np.zeros(n) for key in ("reward", "realized", "click", "conversion", "revenue", "visits")}
     alive = np.ones(n, bool)
     while alive.any():
-        if policy == "random":
+        if callable(policy):
+            user, context, memory = worlds.observe()
+            variants = np.broadcast_to(worlds.variants, (n, *worlds.variants.shape))
+            actions = np.asarray(policy({"user": user, "context": context, "memory": memory, "variants": variants}),
+                                 dtype=np.int64).reshape(n)
+        elif policy == "random":
             actions = choose.integers(worlds.n_variants, size=n)
         elif policy == "fixed":
             actions = np.full(n, fixed_variant)
