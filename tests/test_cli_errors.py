@@ -28,6 +28,16 @@ PROBES = [
     (["rpp", "train", "--dataset", "/nonexistent"], "/nonexistent"),
     (["rpp", "train", "--seed", "-3"], "argument --seed: must be at least 0"),
     (["evaluate", "--model", "/nonexistent/model.zip", "--episodes", "1", "--no-progress"], "no model at"),
+    (["evaluate", "--episodes-csv", "/proc/x/y.csv", "--episodes", "1", "--no-progress"], "--episodes-csv /proc/x"),
+    (["evaluate", "--logdir", "/proc/x", "--episodes", "1", "--no-progress"], "--logdir /proc/x"),
+    (["evaluate", "--env-arg", "max_arms=10000000", "--episodes", "1", "--no-progress"], "max_arms must be at most"),
+    (["evaluate", "--env", "abgym/PersonalizedMarketing-v0", "--env-arg", "config={'drift': 'no'}", "--episodes", "1",
+      "--no-progress"], "'drift' must be True or False"),
+    (["evaluate", "--env", "abgym/PersonalizedMarketing-v0", "--env-arg", "n_segments=1000000", "--episodes", "1",
+      "--no-progress"], "lower n_segments"),
+    (["rpp", "train", "--dataset", "synthetic", "--recommender", "synthetic", "--embedder", "hashing", "--out",
+      "/proc/x"], "--out /proc/x"),
+    (["rpp", "evaluate", "--test-users", "0", "--dataset", "synthetic"], "--test-users must be at least 1"),
 ]
 
 
@@ -35,11 +45,11 @@ PROBES = [
 def test_user_error_is_one_line_and_a_nonzero_exit(argv, message, capsys):
     try:
         code = main(argv)
-    except SystemExit as exit_:  # argparse: usage, then the one error line
+    except SystemExit as exit_:  # argparse: usage, then the one error line; or SystemExit(message)
         code = exit_.code
     captured = capsys.readouterr()
     assert code not in (0, None)
-    last = captured.err.strip().splitlines()[-1]
+    last = code if isinstance(code, str) else captured.err.strip().splitlines()[-1]
     assert last.startswith("abgym") and "error:" in last and message in last, captured.err
     assert "Traceback" not in captured.err
 

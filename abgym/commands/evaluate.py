@@ -105,6 +105,10 @@ def run(args) -> int:
         for path, option in ((args.csv, "--csv"), (args.markdown, "--markdown"),
                              (args.episodes_csv, "--episodes-csv")):
             check_output_file(path, option)  # before the evaluation, not after it
+        if args.logdir:
+            from abgym.commands.options import check_output_folder
+
+            check_output_folder(args.logdir, "--logdir")
         from abgym.evaluation import load_sb3_model
 
         policies += [load_sb3_model(path) for path in args.model or []]

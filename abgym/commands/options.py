@@ -56,8 +56,7 @@ def check_output_file(path: str | os.PathLike | None, option: str) -> None:
     folder = _nearest_existing(path.parent)
     if not folder.is_dir():
         raise ValueError(f"{option} {path}: {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"{option} {path}: cannot write in {folder} (permission denied); choose another path")
+    check_output_folder(path.parent, option)  # the file's folder is made now, as the write would make it
 
 
 def check_output_folder(path: str | os.PathLike, option: str) -> Path:

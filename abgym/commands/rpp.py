@@ -50,9 +50,14 @@ def register(subparsers) -> None:
 
 
 def _check(args) -> None:
-    for name in ("rounds", "train_users", "validation_users", "episodes", "episodes_per_update", "eval_every"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"abgym rpp: --{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    from abgym.commands.options import check_output_folder
+
+    for name in ("rounds", "train_users", "validation_users", "episodes", "episodes_per_update", "eval_every",
+                 "test_users", "search_users", "enumeration_users", "ablation_seeds", "search_passes"):
+        if getattr(args, name, 1) < 1:  # the last five are evaluate's only
+            raise SystemExit(f"abgym rpp: error: --{name.replace('_', '-')} must be at least 1, "
+                             f"got {getattr(args, name)}")
+    check_output_folder(args.out, "--out")  # before the training, not after it
 
 
 def _train(args) -> int:
