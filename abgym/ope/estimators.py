@@ -126,13 +126,15 @@ def estimate_policy_value(log, action_dist, estimators=ESTIMATORS, estimated_rew
 
 
 def bootstrap_ratio(numerator: np.ndarray, denominator: np.ndarray, n_bootstrap: int, seed: int,
-                    batch: int = 100) -> np.ndarray:
+                    max_cells: int = 1_000_000) -> np.ndarray:
     """sum(numerator) / sum(denominator) over ``n_bootstrap`` resamples of the rows with replacement.
 
     The resamples depend only on ``seed``, ``n_bootstrap`` and the number of rows, so two calls with the same seed
-    resample the same rows (paired replicates); they are drawn in batches, so memory stays at ``batch`` x rows.
+    resample the same rows (paired replicates); they are drawn in batches of at most ``max_cells`` row indices
+    (8 MB), so a log of millions of rows bootstraps in bounded memory.
     """
     n = numerator.size
+    batch = max(1, min(n_bootstrap, max_cells // max(n, 1)))
     rng = np.random.default_rng(seed)
     out = np.empty(n_bootstrap)
     for start in range(0, n_bootstrap, batch):
