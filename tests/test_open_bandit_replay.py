@@ -33,6 +33,8 @@ def test_playing_the_logged_item_matches_every_event_and_earns_the_logged_clicks
         assert not terminated
     assert steps == 2_000 and info["matches"] == 2_000 and info["match_rate"] == 1.0
     assert total == info["clicks"] == log.reward[:2_000].sum()
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step(0)
 
 
 def test_a_fixed_item_matches_only_where_it_was_logged():

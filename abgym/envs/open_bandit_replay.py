@@ -106,6 +106,8 @@ class OpenBanditReplayEnv(gym.Env):
         if not self.action_space.contains(action) and not (np.isscalar(action) and
                                                            self.action_space.contains(int(action))):
             raise ValueError(f"action {action!r} is not an item id in [0, {self.log.n_actions - 1}]")
+        if self._steps >= self.episode_length or self._index >= self.log.n_rounds:
+            raise RuntimeError("the episode is over (the replay reached its last logged event): call reset()")
         row = self._index
         logged = int(self.log.action[row])
         matched = int(action) == logged
