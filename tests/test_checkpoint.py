@@ -168,14 +168,15 @@ class _ActionLog:
         return ActionLog()
 
 
-@pytest.mark.parametrize("estimator", [None, "both"])
-def test_ppo_save_load_continue_equals_an_uninterrupted_run(tmp_path, estimator, one_torch_thread):
+@pytest.mark.parametrize("algorithm, estimator", [("ppo", None), ("ppo", "both"), ("a2c", "both")])
+def test_save_load_continue_equals_an_uninterrupted_run(tmp_path, algorithm, estimator, one_torch_thread):
     import torch
 
     from abgym.agents.actor_critic import ActorCriticAgent
     from test_actor_critic import ToyMarketingEnv
 
-    agent = ActorCriticAgent(ToyMarketingEnv(), "ppo", estimator=estimator, seed=0, hidden=8, n_steps=128)
+    options = {"n_steps": 128} if algorithm == "ppo" else {}
+    agent = ActorCriticAgent(ToyMarketingEnv(), algorithm, estimator=estimator, seed=0, hidden=8, **options)
     agent.learn(256)
     path = agent.save(tmp_path / "agent")
     uninterrupted = _ActionLog()
