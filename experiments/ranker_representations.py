@@ -7,14 +7,15 @@ Representations (one row per distinct headline):
 - ``minilm``: the sentence embedder all-MiniLM-L6-v2 (384);
 - ``smollm2-L{layer}-{mean|last}``: hidden states of the project's SmolLM2-135M (576), layer and pooling chosen by
   CV among abgym.ranker.hidden_states.CACHED_LAYERS (computed once, cached on disk, with progress);
-- ``char``: TF-IDF character n-grams (char_wb, 2-5, min_df 2, sublinear tf) and ``word``: word 1-2-grams, both
-  vectorisers fitted on the training split's headlines only (unsupervised; no test text is ever seen);
+- ``char``: TF-IDF character n-grams (char_wb, 2-5, min_df 2, sublinear tf) and ``word``: word 1-2-grams, hashed
+  (abgym.ranker.ngrams.HashedTfidf), idf fitted on the training split's headlines only (no test text is seen);
 - combinations ``a+b``: blocks side by side, each scaled to a mean squared row norm of 1 on the training arms.
 
 Dense blocks may be standardised per dimension (training arms' sd; chosen by CV: the language model's hidden states
-have a few huge dimensions that would otherwise take the whole ridge budget). Every representation is fitted with
-the default objective (pairwise soft-label logistic on within-experiment differences, abgym.ranker.ranker) and its
-ridge penalty chosen by the same 5-fold grouped CV (criterion: mean Spearman on the folds' experiments). The
+have a few huge dimensions that would otherwise take the whole ridge budget). Every representation is fitted by the
+shipped ContentRanker (RankerConfig(representation=..., standardize=..., ridge=...); the pairwise soft-label
+logistic on within-experiment differences; n-gram idf fitted on each fit's training texts), its ridge penalty
+chosen by the same 5-fold grouped CV (criterion: mean Spearman on the folds' experiments). The
 representation with the best CV score is the candidate default; only then is the held-out split scored, once per
 row, by the paper's protocol beside ours, with paired differences from Algorithm 1 and the char n-gram baseline.
 Every stage's figures are written to the JSON as soon as they exist.
@@ -32,7 +33,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -41,8 +41,7 @@ from abgym.paths import atomic_write  # noqa: E402
 from abgym.ranker.baselines import NgramRidge, cross_validated_alpha  # noqa: E402
 from abgym.ranker.evaluation import evaluate_predictions, hash_group, protocol_table, random_report  # noqa: E402
 from abgym.ranker.hidden_states import CACHED_LAYERS, POOLINGS, HiddenStateEmbedder  # noqa: E402
-from abgym.ranker.ranker import (ALGORITHM_1, ArmTable, RankerConfig, fit_linear, pairwise_differences,  # noqa: E402
-                                 soft_logistic)
+from abgym.ranker.ranker import ALGORITHM_1, ContentRanker, RankerConfig, representation_blocks  # noqa: E402
 
 RIDGES = (1.0, 10.0, 100.0)
 N_FOLDS = 5
@@ -51,10 +50,9 @@ N_FOLDS = 5
 class Features:
     """Per-representation matrices over the distinct headlines, and the arm -> row index of every experiment."""
 
-    def __init__(self, experiments, train_texts):
+    def __init__(self, experiments):
         self.texts = sorted({t for e in experiments for t in e.texts()})
         self.row = {t: i for i, t in enumerate(self.texts)}
-        self.train_texts = train_texts
         self.blocks: dict[str, object] = {}
 
     def block(self, name):
@@ -63,7 +61,6 @@ class Features:
         return self.blocks[name]
 
     def _compute(self, name):
-        from sklearn.feature_extraction.text import TfidfVectorizer
         if name == "minilm":
             from abgym.llm import Embedder
             return np.asarray(Embedder().encode(self.texts, show_progress=True), np.float64)
@@ -71,53 +68,36 @@ class Features:
             _, layer, pooling = name.split("-")
             return np.asarray(HiddenStateEmbedder(int(layer[1:]), pooling).encode(self.texts, show_progress=True),
                               np.float64)
-        if name in ("char", "word"):
-            kind = dict(char=dict(analyzer="char_wb", ngram_range=(2, 5)), word=dict(analyzer="word",
-                                                                                   ngram_range=(1, 2)))[name]
-            vectorizer = TfidfVectorizer(min_df=2, sublinear_tf=True, **kind).fit(self.train_texts)
-            return vectorizer.transform(self.texts).tocsr()
         raise ValueError(f"unknown representation {name!r}")
 
-    def arms(self, experiments):
-        return np.array([self.row[t] for e in experiments for t in e.texts()])
 
 
-def table_of(experiments) -> ArmTable:
-    clicks = np.concatenate([np.asarray(e.clicks, float) for e in experiments])
-    impressions = np.concatenate([np.asarray(e.impressions, float) for e in experiments])
-    groups = np.concatenate([np.full(e.n_arms, i) for i, e in enumerate(experiments)])
-    return ArmTable(np.zeros((len(clicks), 0)), clicks, impressions, groups)
+class Lookup:
+    """The dense blocks of a representation as an embedder over the precomputed matrices (ContentRanker's input)."""
 
+    def __init__(self, features: Features, representation: str):
+        self.features = features
+        self.blocks = representation_blocks(representation)[0]
+        self.block_dims = [features.block(b).shape[1] for b in self.blocks]
+        self.dim, self.model_id = sum(self.block_dims), "+".join(self.blocks)
 
-def design(features: Features, representation: str, standardize: bool, train_rows: np.ndarray, rows: np.ndarray):
-    """The representation's matrix at ``rows``, blocks preprocessed with statistics of ``train_rows`` only."""
-    parts = []
-    for name in representation.split("+"):
-        block = features.block(name)
-        if sp.issparse(block):
-            scale = np.sqrt(block[train_rows].multiply(block[train_rows]).sum(axis=1).mean())
-            parts.append(block[rows] / scale)
-            continue
-        mean = block[train_rows].mean(axis=0)
-        x, fit = block[rows] - mean, block[train_rows] - mean
-        if standardize:
-            sd = fit.std(axis=0) + 1e-8
-            x, fit = x / sd, fit / sd
-        parts.append(x / np.sqrt(np.mean(np.sum(fit ** 2, axis=1))))
-    if any(sp.issparse(p) for p in parts):
-        return sp.hstack([sp.csr_matrix(p) for p in parts]).tocsr()
-    return np.hstack(parts)
+    def encode(self, texts, show_progress=None):
+        rows = [self.features.row[t] for t in texts]
+        return np.hstack([self.features.block(b)[rows] for b in self.blocks])
 
 
 def fit_predict(features, representation, standardize, ridge, train, test):
-    """Pairwise soft-label logistic on the representation; one centred score array per test experiment."""
-    train_rows, test_rows = features.arms(train), features.arms(test)
-    x_train = design(features, representation, standardize, train_rows, train_rows)
-    x_test = design(features, representation, standardize, train_rows, test_rows)
-    diffs, soft = pairwise_differences(x_train, table_of(train))
-    beta = soft_logistic(diffs, soft, ridge)
-    scores = np.asarray(x_test @ beta).ravel()
-    bounds = np.cumsum([0] + [e.n_arms for e in test])
+    """The shipped ContentRanker (pairwise objective) on the representation; one centred score array per test
+    experiment."""
+    config = RankerConfig(representation=representation, standardize=standardize, ridge=ridge)
+    ranker = ContentRanker(config, embedder=Lookup(features, representation)).fit(train)
+    return batch_predict(ranker, test)
+
+
+def batch_predict(ranker, experiments):
+    """ranker.predict per experiment, computed in one pass over all their texts (the same numbers, faster)."""
+    scores = ranker.scores([t for e in experiments for t in e.texts()])
+    bounds = np.cumsum([0] + [e.n_arms for e in experiments])
     return [scores[a:b] - scores[a:b].mean() for a, b in zip(bounds[:-1], bounds[1:])]
 
 
@@ -145,7 +125,7 @@ def main(argv=None) -> int:
     merge = ("headline",)
     train = load_experiments(split="train", merge_identical=merge)
     test = load_experiments(split="test", merge_identical=merge)
-    features = Features(train + test, sorted({t for e in train for t in e.texts()}))
+    features = Features(train + test)
     folds = np.array([hash_group(e.test_id + "/cv", N_FOLDS) for e in train])
     result = {"n_train": len(train), "n_test": len(test), "cv": {}, "machine": os.uname().nodename}
     out = Path(args.out)
@@ -155,10 +135,10 @@ def main(argv=None) -> int:
         with atomic_write(out, "w") as handle:
             json.dump(result, handle, indent=1, default=str)
 
-    def search(representation, standardize_options=(False,)):
+    def search(representation, standardize_options=(False,), ridges=RIDGES):
         best = None
         for standardize in standardize_options:
-            for ridge in RIDGES:
+            for ridge in ridges:
                 t0 = time.time()
                 score = cv_score(features, representation, standardize, ridge, train, folds, args.seed)
                 key = f"{representation} std={standardize} ridge={ridge:g}"
@@ -173,20 +153,21 @@ def main(argv=None) -> int:
     result["ngram_alpha"], result["ngram_cv"] = ngram_alpha, ngram_scores
     print(f"CV char n-gram ridge baseline: alpha {ngram_alpha} {ngram_scores}", flush=True)
     chosen = {}
-    for name in ("minilm", "char", "word"):
-        chosen[name] = search(name, (False,) if name != "minilm" else (False, True))
-    # The language model: layer and pooling by CV (standardised and not), then its best with the others.
+    chosen["minilm"] = search("minilm", (False, True))
+    for combo in ("minilm+char", "minilm+word", "minilm+char+word"):
+        chosen[combo] = search(combo, (chosen["minilm"][1],))   # the dense block's standardisation as chosen alone
+    # The language model: layer, pooling and standardisation by CV at the middle ridge, then the ridge for the best
+    # of them; then that one with the others.
     hidden = {}
     for layer in args.layers:
         for pooling in POOLINGS:
             name = f"smollm2-L{layer}-{pooling}"
-            hidden[name] = search(name, (False, True))
+            hidden[name] = search(name, (False, True), ridges=(10.0,))
     best_hidden = max(hidden, key=lambda n: hidden[n][0])
-    chosen[best_hidden] = hidden[best_hidden]
+    chosen[best_hidden] = search(best_hidden, (hidden[best_hidden][1],))
     result["best_hidden"] = best_hidden
-    for combo in ("char+word", "minilm+char", f"minilm+{best_hidden}", f"{best_hidden}+char",
-                  f"minilm+{best_hidden}+char"):
-        chosen[combo] = search(combo, (False, True))
+    for combo in (f"minilm+{best_hidden}", f"{best_hidden}+char", f"minilm+{best_hidden}+char"):
+        chosen[combo] = search(combo, (hidden[best_hidden][1],))
     winner = max(chosen, key=lambda n: chosen[n][0])
     result["chosen"] = {n: {"cv_spearman": s, "standardize": st, "ridge": r} for n, (s, st, r) in chosen.items()}
     result["winner_by_cv"] = winner
@@ -196,22 +177,13 @@ def main(argv=None) -> int:
         return 0
 
     # The held-out split, scored once per row.
-    from abgym.ranker.ranker import ContentRanker
-
-    class Lookup:  # the MiniLM block as an embedder, so Algorithm 1 runs through ContentRanker itself
-        dim, model_id = 384, "all-MiniLM-L6-v2"
-
-        def encode(self, texts, show_progress=None):
-            return features.block("minilm")[[features.row[t] for t in texts]]
-
     reports = {"random (uniform guess)": random_report(test, seed=args.seed)}
-    paper = ContentRanker(ALGORITHM_1, embedder=Lookup()).fit(train)
-    reports["Algorithm 1 (paper), MiniLM"] = evaluate_predictions([paper.predict(e.texts()) for e in test], test)
+    paper = ContentRanker(ALGORITHM_1, embedder=Lookup(features, "minilm")).fit(train)
+    reports["Algorithm 1 (paper), MiniLM"] = evaluate_predictions(batch_predict(paper, test), test)
     ngram = NgramRidge(alpha=ngram_alpha).fit(train)
     reports["char n-gram ridge (baseline)"] = evaluate_predictions([ngram.predict(e.texts()) for e in test], test)
-    default = ContentRanker(RankerConfig(), embedder=Lookup()).fit(train)
-    reports["pairwise MiniLM (previous default)"] = evaluate_predictions(
-        [default.predict(e.texts()) for e in test], test)
+    default = ContentRanker(RankerConfig(), embedder=Lookup(features, "minilm")).fit(train)
+    reports["pairwise MiniLM (previous default)"] = evaluate_predictions(batch_predict(default, test), test)
     for name, (_, standardize, ridge) in chosen.items():
         label = f"pairwise {name}" + (" (CV winner)" if name == winner else "")
         reports[label] = evaluate_predictions(fit_predict(features, name, standardize, ridge, train, test), test)

@@ -144,3 +144,41 @@ def test_one_default_configuration():
     assert default == RankerConfig() == DEFAULT_CONFIG
     assert (default.objective, default.n_components, default.ridge) == ("pairwise", None, 10.0)
     assert ALGORITHM_1.objective == "pointwise" and ALGORITHM_1 != default
+
+
+def test_representation_with_an_ngram_block_learns_wording_and_round_trips(tmp_path):
+    """Planted: the dense direction w, plus +60% CTR for arms whose headline says "amazing" (no dense trace)."""
+    experiments, embedder, w = planted_experiments(n_experiments=300, impressions=50_000)
+    rng = np.random.default_rng(1)
+    boosted, table = [], dict(embedder.table)
+    for e in experiments:
+        heads = tuple(("amazing " + h) if a % 2 == 0 else h for a, h in enumerate(e.headlines))
+        table.update({h2: table[h] for h, h2 in zip(e.headlines, heads)})
+        rate = np.asarray(e.clicks) / np.asarray(e.impressions) * np.where(np.arange(e.n_arms) % 2 == 0, 1.6, 1.0)
+        boosted.append(Experiment(e.test_id, e.test_week, heads, e.excerpts, e.ledes, e.eyecatcher_ids,
+                                  e.impressions, rng.binomial(e.impressions, np.minimum(rate, 1)), e.winner))
+    embedder = TableEmbedder(table)
+    config = RankerConfig(representation="minilm+word", ridge=1.0)
+    ranker = ContentRanker(config, embedder=embedder).fit(boosted[:200])
+    assert set(ranker.ngram_beta) == {"word"}
+    plain = ContentRanker(RankerConfig(ridge=1.0), embedder=embedder).fit(boosted[:200])
+    with_words = np.mean([ranker.rank(list(e.headlines))[0] % 2 == 0 for e in boosted[200:]])
+    without = np.mean([plain.rank(list(e.headlines))[0] % 2 == 0 for e in boosted[200:]])
+    assert with_words > without + 0.15                       # the n-gram block sees "amazing"
+    loaded = ContentRanker.load(ranker.save(tmp_path / "r.npz"), embedder=embedder)
+    texts = list(boosted[250].headlines)
+    np.testing.assert_allclose(loaded.predict(texts), ranker.predict(texts))
+    # the dense part alone is what the attribute layer explains
+    np.testing.assert_allclose(ranker.scores(texts) - ranker.score_embeddings(embedder.encode(texts)),
+                               ranker._ngram_scores(texts))
+
+
+def test_representation_names_are_checked():
+    from abgym.ranker.ranker import representation_blocks
+    assert representation_blocks("minilm+smollm2-L18-mean+char") == (["minilm", "smollm2-L18-mean"], ["char"])
+    for bad, match in (("bert", "unknown representation block"), ("char", "no dense block"),
+                       ("minilm+minilm", "repeats"), ("smollm2-L17-mean", "unknown representation block")):
+        with pytest.raises(ValueError, match=match):
+            RankerConfig(representation=bad)
+    with pytest.raises(ValueError, match="pairwise"):
+        RankerConfig(representation="minilm+char", objective="pointwise")

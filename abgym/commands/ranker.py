@@ -229,7 +229,7 @@ def _llm_section(ranker, insights, experiment) -> dict:
             candidates = [item.text for item in narrative.items]
             arms = ranker.embed(insights.texts)
             new = ranker.embed(candidates)
-            gap = ranker.score_embeddings(new) - ranker.score_embeddings(arms).max()
+            gap = ranker.scores(candidates) - ranker.scores(insights.texts).max()
             conversion = conversion_potential(gap, ranker.metadata.get("residual_scale", 1.0))
             learning = learning_potential(novelty(new, arms), conversion)
             section["suggestion_potentials"] = [

@@ -127,7 +127,7 @@ def explain_experiment(experiment, ranker, space, impact, targets: np.ndarray, *
     """
     texts = experiment.texts(ranker.config.fields)
     embeddings = ranker.embed(texts)
-    predicted = ranker.score_embeddings(embeddings)
+    predicted = ranker.scores(texts)  # the whole score, n-gram blocks included (the chart's "not explained" has them)
     observed = np.asarray(experiment.clicks, float) / np.maximum(np.asarray(experiment.impressions, float), 1)
     basis = observed if use_observed else predicted
     best, worst = int(np.argmax(basis)), int(np.argmin(basis))

@@ -41,7 +41,7 @@ def calibrate(ranker: ContentRanker, experiments) -> Calibration:
         level = clicks.sum() / max(impressions.sum(), 1)
         if level <= 0 or np.any(impressions <= 0):
             continue
-        s = ranker.score_embeddings(ranker.embed(experiment_texts(experiment, ranker.config.fields)))
+        s = ranker.scores(experiment_texts(experiment, ranker.config.fields))
         ctr = clicks / impressions
         scores.append(s - s.mean())
         lifts.append(ctr / level - 1)

@@ -45,9 +45,15 @@ class RankerConfig:
     ridge: float = 10.0              # L2 penalty (pointwise: on impression weights normalised to mean 1)
     objective: str = "pairwise"
     weighting: str = "impressions"   # pointwise sample weights: "impressions" or "none"
+    # Text representation: blocks joined by "+" (see representation_blocks); "minilm" is the sentence embedder.
+    representation: str = "minilm"
+    standardize: bool = False        # scale every dense dimension by its sd on the training arms
 
     def __post_init__(self):
         self.fields = tuple(self.fields)
+        dense, sparse = representation_blocks(self.representation)
+        if sparse and self.objective != "pairwise":
+            raise ValueError(f"n-gram blocks {sparse} need the pairwise objective, not {self.objective!r}")
         unknown = [f for f in self.fields if f not in TEXT_FIELDS]
         if unknown or not self.fields:
             raise ValueError(f"unknown text field(s) {unknown}; choose from {TEXT_FIELDS}")
@@ -59,6 +65,65 @@ class RankerConfig:
             raise ValueError(f"ridge must be >= 0, got {self.ridge}")
         if self.n_components is not None and self.n_components < 1:
             raise ValueError(f"n_components must be >= 1 or None, got {self.n_components}")
+
+
+def representation_blocks(representation: str) -> tuple[list[str], list[str]]:
+    """Split a representation like "minilm+smollm2-L18-mean+char" into (dense blocks, n-gram blocks).
+
+    Dense: "minilm" (all-MiniLM-L6-v2, 384), "smollm2-L{layer}-{mean|last}" (SmolLM2 hidden states, 576). N-gram:
+    "char", "word" (hashed TF-IDF, abgym.ranker.ngrams). At least one dense block: the attribute layer (eqs. 3-17)
+    lives in the dense space."""
+    from abgym.ranker.hidden_states import CACHED_LAYERS, POOLINGS
+
+    dense, sparse = [], []
+    for block in str(representation).split("+"):
+        if block in ("char", "word"):
+            sparse.append(block)
+        elif block == "minilm":
+            dense.append(block)
+        elif (block.startswith("smollm2-L") and len(block.split("-")) == 3
+              and block.split("-")[1][1:].isdigit() and int(block.split("-")[1][1:]) in CACHED_LAYERS
+              and block.split("-")[2] in POOLINGS):
+            dense.append(block)
+        else:
+            raise ValueError(f"unknown representation block {block!r} in {representation!r}; use 'minilm', "
+                             f"'smollm2-L<layer>-<mean|last>' (layers {CACHED_LAYERS}), 'char' or 'word', "
+                             "joined by '+'")
+    if not dense:
+        raise ValueError(f"representation {representation!r} has no dense block; add 'minilm' (the attribute layer "
+                         "needs a dense embedding)")
+    if len(set(dense + sparse)) != len(dense + sparse):
+        raise ValueError(f"representation {representation!r} repeats a block")
+    return dense, sparse
+
+
+class ConcatEmbedder:
+    """Dense embedders side by side: ``encode(texts)`` concatenates their vectors (each block L2-normalised)."""
+
+    def __init__(self, parts):
+        self.parts = list(parts)
+        self.dim = sum(int(p.dim) for p in self.parts)
+        self.model_id = "+".join(str(getattr(p, "model_id", type(p).__name__)) for p in self.parts)
+        self.block_dims = [int(p.dim) for p in self.parts]
+
+    def encode(self, texts, show_progress=None):
+        return np.hstack([np.asarray(p.encode(list(texts), show_progress=show_progress), np.float32)
+                          for p in self.parts])
+
+
+def dense_embedder(representation: str):
+    """The embedder of a representation's dense blocks (the sentence embedder alone for "minilm")."""
+    from abgym.llm import Embedder
+    from abgym.ranker.hidden_states import HiddenStateEmbedder
+
+    parts = []
+    for block in representation_blocks(representation)[0]:
+        if block == "minilm":
+            parts.append(Embedder())
+        else:
+            _, layer, pooling = block.split("-")
+            parts.append(HiddenStateEmbedder(int(layer[1:]), pooling))
+    return parts[0] if len(parts) == 1 else ConcatEmbedder(parts)
 
 
 # The paper's Algorithm 1 as cross-validated on the training split (docs/ranker.md: q none, ridge 100).
@@ -185,23 +250,59 @@ def soft_logistic(x: np.ndarray, p: np.ndarray, ridge: float, max_iter: int = 20
     return result.x
 
 
+def dense_scale(centred: np.ndarray, standardize: bool, block_dims: Sequence[int] | None,
+                n_blocks: int) -> np.ndarray:
+    """Per-dimension multipliers of the centred dense embedding: 1/sd with ``standardize``, and, when the
+    representation has several blocks (or is standardised), each dense block scaled to a mean squared row norm of 1
+    so that no block takes the ridge budget by its units alone. A single plain block is left as it is."""
+    d = centred.shape[1]
+    scale = np.ones(d)
+    if standardize:
+        scale = 1.0 / (centred.std(axis=0) + 1e-8)
+    if n_blocks > 1 or standardize:
+        bounds = np.cumsum([0, *(block_dims or [d])])
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            norm = np.sqrt(np.mean(np.sum((centred[:, a:b] * scale[a:b]) ** 2, axis=1)))
+            scale[a:b] /= max(norm, 1e-12)
+    return scale
+
+
+def sparse_scale(features) -> float:
+    """1 / root mean squared row norm of an n-gram block (rows are L2-normalised: about 1)."""
+    return 1.0 / max(float(np.sqrt(features.multiply(features).sum(axis=1).mean())), 1e-12)
+
+
 def fit_linear(table: ArmTable, config: RankerConfig, reference: np.ndarray | None = None,
-               projection_texts: np.ndarray | None = None):
-    """Fit (mu, P, beta) on an arm table. ``reference`` embeddings define mu (eq. 2; default: the training arms);
-    ``projection_texts`` embeddings are added to the PCA fit (the paper's fit-on-train-and-test option)."""
+               projection_texts: np.ndarray | None = None, sparse=None, block_dims: Sequence[int] | None = None):
+    """Fit (mu, P, beta, sparse_beta) on an arm table. ``reference`` embeddings define mu (eq. 2; default: the
+    training arms); ``projection_texts`` embeddings are added to the PCA fit (the paper's fit-on-train-and-test
+    option); ``sparse`` is the arms' n-gram matrix (pairwise objective only), whose coefficients come back as
+    ``sparse_beta`` (None without it). The dense scaling (:func:`dense_scale`) is folded into P."""
     from threadpoolctl import threadpool_limits
 
     # The matrices are small (d = 384): one BLAS thread is fastest, and on a busy machine many threads are far slower.
     with threadpool_limits(limits=1, user_api="blas"):
-        return _fit_linear(table, config, reference, projection_texts)
+        return _fit_linear(table, config, reference, projection_texts, sparse, block_dims)
 
 
-def _fit_linear(table, config, reference, projection_texts):
+def _fit_linear(table, config, reference, projection_texts, sparse, block_dims):
+    import scipy.sparse as sp
+
     x = table.embeddings
     mu = (reference if reference is not None else x).mean(axis=0)
+    dense_blocks, sparse_blocks = representation_blocks(config.representation)
+    scale = dense_scale(x - mu, config.standardize, block_dims, len(dense_blocks) + len(sparse_blocks))
     basis = x if projection_texts is None else np.vstack([x, projection_texts])
-    projection = pca_projection(basis - mu, config.n_components)
+    projection = scale[:, None] * pca_projection((basis - mu) * scale, config.n_components)
     z = (x - mu) @ projection
+    if sparse is not None:
+        if config.objective != "pairwise":
+            raise ValueError("n-gram blocks need the pairwise objective")
+        factor = sparse_scale(sparse)
+        design = sp.hstack([sp.csr_matrix(z), sparse * factor]).tocsr()
+        diffs, soft = pairwise_differences(design, table)
+        both = soft_logistic(diffs, soft, config.ridge)
+        return mu, projection, both[:z.shape[1]], both[z.shape[1]:] * factor
     if config.objective == "pairwise":
         diffs, soft = pairwise_differences(z, table)
         beta = soft_logistic(diffs, soft, config.ridge)
@@ -214,7 +315,7 @@ def _fit_linear(table, config, reference, projection_texts):
         weights = table.impressions if config.weighting == "impressions" else np.ones_like(y)
         weights = weights / weights.mean()
         beta = fixed_effects_ridge(z, y, table.groups, weights, config.ridge)
-    return mu, projection, beta
+    return mu, projection, beta, None
 
 
 def _embedder_name(embedder) -> str:
@@ -242,15 +343,25 @@ class ContentRanker:
         self.mu: np.ndarray | None = None
         self.projection: np.ndarray | None = None
         self.beta: np.ndarray | None = None
+        self.ngrams: dict = {}               # n-gram block -> fitted HashedTfidf
+        self.ngram_beta: dict = {}           # n-gram block -> coefficients (2^18,)
         self.metadata: dict = {}
 
     # -- embedding ------------------------------------------------------------------------------------------------
     @property
     def embedder(self):
+        """The dense embedder of the representation (the sentence embedder for "minilm"), built on first use."""
         if self._embedder is None:
-            from abgym.llm import Embedder
-            self._embedder = Embedder()
+            self._embedder = dense_embedder(self.config.representation)
         return self._embedder
+
+    def _sparse_features(self, texts: Sequence[str]):
+        """The n-gram blocks of ``texts`` side by side (CSR), or None for a dense-only representation."""
+        import scipy.sparse as sp
+
+        if not self.ngrams:
+            return None
+        return sp.hstack([self.ngrams[b].transform(texts) for b in self.ngrams]).tocsr()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         # None lets the Embedder show a progress bar when many texts are not cached yet (the cold first fit).
@@ -269,17 +380,28 @@ class ContentRanker:
 
     def fit_table(self, table: ArmTable, *, reference=None, projection_embeddings=None,
                   n_experiments: int | None = None) -> "ContentRanker":
-        self.mu, self.projection, self.beta = fit_linear(table, self.config, reference, projection_embeddings)
+        from abgym.ranker.ngrams import N_FEATURES, HashedTfidf
+
+        sparse_blocks = representation_blocks(self.config.representation)[1]
+        # The n-gram idf is fitted on the training arms' distinct texts only.
+        self.ngrams = {b: HashedTfidf(b).fit(sorted(set(table.texts))) for b in sparse_blocks}
+        sparse = self._sparse_features(table.texts) if sparse_blocks else None
+        block_dims = getattr(self._embedder, "block_dims", None)
+        self.mu, self.projection, self.beta, both = fit_linear(table, self.config, reference, projection_embeddings,
+                                                               sparse=sparse, block_dims=block_dims)
+        self.ngram_beta = ({b: both[i * N_FEATURES:(i + 1) * N_FEATURES] for i, b in enumerate(sparse_blocks)}
+                           if both is not None else {})
         self.metadata = {"n_experiments": int(n_experiments or table.groups.max() + 1),
                          "n_arms": int(len(table.ctr)),
                          "embedding_dim": int(table.embeddings.shape[1]),
                          "embedder": _embedder_name(self._embedder),
+                         "block_dims": [int(d) for d in block_dims] if block_dims else None,
                          "residual_scale": self._residual_scale(table)}
         return self
 
     def _residual_scale(self, table: ArmTable) -> float:
         """Standard deviation of predicted within-experiment score differences: the ranker's own unit."""
-        scores = self.score_embeddings(table.embeddings)
+        scores = self.score_embeddings(table.embeddings) + self._ngram_scores(table.texts)
         spread = group_demean(scores, table.groups, np.ones_like(scores))
         return float(np.sqrt(np.mean(spread ** 2)) or 1.0)
 
@@ -299,7 +421,24 @@ class ContentRanker:
         self._require_fitted()
         return (np.atleast_2d(embeddings) - self.mu) @ self.projection
 
+    def _ngram_scores(self, texts: Sequence[str]) -> np.ndarray | float:
+        if not self.ngram_beta:
+            return 0.0
+        return np.asarray(self._sparse_features(list(texts)) @ np.concatenate(list(self.ngram_beta.values())))
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Uncentred scores of ``texts``: the dense part (score_embeddings) plus the n-gram blocks' part, if any."""
+        self._require_fitted()
+        if isinstance(texts, str):
+            raise TypeError("scores() takes a list of texts (one per arm), not a single string")
+        if len(texts) == 0:
+            return np.zeros(0)
+        cleaned = [_clean(t) for t in texts]
+        return self.score_embeddings(self.embed(cleaned)) + self._ngram_scores(cleaned)
+
     def score_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        """The dense part of the score, (phi - mu) P beta: all of it for a dense representation; with n-gram
+        blocks, the part the attribute layer (which lives in the dense space) can explain."""
         embeddings = np.atleast_2d(embeddings)
         if embeddings.shape[1] != self.mu.shape[0]:
             raise ValueError(f"embeddings have dimension {embeddings.shape[1]} but the ranker was fitted on "
@@ -312,10 +451,8 @@ class ContentRanker:
         self._require_fitted()
         if isinstance(texts, str):
             raise TypeError("predict() takes a list of texts (one per arm), not a single string")
-        if len(texts) == 0:
-            return np.zeros(0)
-        scores = self.score_embeddings(self.embed([_clean(t) for t in texts]))
-        return scores - scores.mean()
+        scores = self.scores(texts)
+        return scores - scores.mean() if len(scores) else scores
 
     def rank(self, texts: Sequence[str]) -> list[int]:
         """Arm indices, best predicted first (ties keep input order)."""
@@ -331,8 +468,10 @@ class ContentRanker:
         header = {"format": FORMAT, "version": FORMAT_VERSION, "config": asdict(self.config),
                   "metadata": self.metadata}
         buffer = io.BytesIO()
-        np.savez(buffer, mu=self.mu, projection=self.projection, beta=self.beta,
-                 header=np.array(json.dumps(header)))
+        ngram_arrays = {f"{kind}_{b}": values for b in self.ngrams
+                        for kind, values in (("idf", self.ngrams[b].idf), ("ngram_beta", self.ngram_beta[b]))}
+        np.savez_compressed(buffer, mu=self.mu, projection=self.projection, beta=self.beta,
+                            header=np.array(json.dumps(header)), **ngram_arrays)
         with atomic_write(path) as handle:
             handle.write(buffer.getvalue())
         return path
@@ -345,7 +484,7 @@ class ContentRanker:
         try:
             with np.load(path, allow_pickle=False) as data:
                 header = json.loads(str(data["header"]))
-                arrays = {key: np.array(data[key]) for key in ("mu", "projection", "beta")}
+                arrays = {key: np.array(data[key]) for key in data.files if key != "header"}
         except (ValueError, KeyError, OSError, json.JSONDecodeError) as error:
             raise RankerFileError(f"{path} is not a ContentRanker file ({error}); refit and save it") from error
         if header.get("format") != FORMAT:
@@ -355,8 +494,15 @@ class ContentRanker:
                                   f"{FORMAT_VERSION}; refit the ranker with this version")
         config = dict(header["config"])
         config["fields"] = tuple(config["fields"])
-        ranker = cls(RankerConfig(**config), embedder=embedder)
-        ranker.mu, ranker.projection, ranker.beta = arrays["mu"], arrays["projection"], arrays["beta"]
+        try:
+            ranker = cls(RankerConfig(**config), embedder=embedder)
+            ranker.mu, ranker.projection, ranker.beta = arrays["mu"], arrays["projection"], arrays["beta"]
+            from abgym.ranker.ngrams import HashedTfidf
+            for block in representation_blocks(ranker.config.representation)[1]:
+                ranker.ngrams[block] = HashedTfidf(block, idf=arrays[f"idf_{block}"])
+                ranker.ngram_beta[block] = arrays[f"ngram_beta_{block}"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise RankerFileError(f"{path}: incomplete or inconsistent ranker ({error}); refit and save it") from error
         if ranker.projection.shape != (ranker.mu.shape[0], ranker.beta.shape[0]):
             raise RankerFileError(f"{path}: inconsistent array shapes {ranker.mu.shape}, "
                                   f"{ranker.projection.shape}, {ranker.beta.shape}")
