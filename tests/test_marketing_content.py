@@ -171,3 +171,129 @@ def test_generated_variants_with_smollm2_follow_the_brief(tmp_path, monkeypatch)
     assert len(set(texts)) >= 3, texts
     words = " ".join(texts).lower()
     assert any(word in words for word in ("bottle", "cold", "drink", "water", "hydrat")), texts
+
+
+# ------------------------------------------------------------------------------------- the marketing-copy filter
+TARGET = dict(tone="warm", urgency="high urgency", incentive="a discount")
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("", "empty"),
+    ("!!! 24/7 ...", "no_letters"),
+    ("Here's a rewritten version of your headline:", "meta_text"),
+    ("Sure! Cold drinks for every ride", "meta_text"),
+    ("A catchy headline for bike commuters", "meta_text"),
+    ("Campaign: A reusable water bottle that keeps drinks cold", "prompt_echo"),
+    ("tone: warm, incentive: a discount", "prompt_echo"),
+    ("High urgency: grab yours before Friday", "prompt_echo"),
+    ("Ride far, stay cold, pay less:", "trailing_colon"),
+    ("Stay cool", "too_short"),
+    ("Cold " * 30, "too_long"),
+    ("Ice-cold for 24 hours. " * 8, "too_long"),
+])
+def test_copy_filter_names_why_a_text_is_not_marketing_copy(text, reason):
+    assert content.copy_rejection(text, target=TARGET, brief=content.DEFAULT_BRIEF) == reason
+
+
+@pytest.mark.parametrize("text", [
+    "Packed, Convenient & Biodeserts - Bring Your Cooler to Your Commute!",
+    "Keep your drinks ice-cold for the whole 24-hour ride",
+    "Why do bike commuters love this bottle? 20% off today",
+])
+def test_copy_filter_passes_headlines(text):
+    assert content.copy_rejection(text, target=TARGET, brief=content.DEFAULT_BRIEF) is None
+
+
+def test_copy_filter_rejects_the_brief_itself_and_duplicates():
+    assert content.copy_rejection(content.DEFAULT_BRIEF, brief=content.DEFAULT_BRIEF) == "prompt_echo"
+    others = ["Keep your drinks ice-cold for the whole 24-hour ride"]
+    assert content.copy_rejection("KEEP your drinks ice cold for the whole 24 hour ride!", others=others) \
+        == "duplicate"
+    assert content.copy_rejection("Keep your coffee hot for the whole ride", others=others) is None
+
+
+class ScriptedModel:
+    """A language model that replies from a script, one reply per prompt and call: the filter's inputs, chosen."""
+
+    def __init__(self, script):
+        self.script, self.seeds, self.batch_sizes = list(script), [], []
+
+    def generate(self, prompts, *, max_new_tokens, temperature, seed):
+        self.seeds.append(seed)
+        self.batch_sizes.append(len(prompts))
+        return [self.script.pop(0) for _ in prompts]
+
+
+BRIEF = "Noise-cancelling headphones for open-plan offices"
+GOOD = ["Finally, quiet at your desk: 20% off this week", "Hear your own thoughts again in the open office",
+        "The headphones your coworkers will envy"]
+
+
+def test_rejected_generations_are_regenerated_with_new_seeds_and_counted_in_the_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("ABGYM_CACHE_DIR", str(tmp_path))
+    script = ["Here's a rewritten version of your headline:", GOOD[1], "Campaign: " + BRIEF,  # attempt 0
+              "Sure! Quiet is here", GOOD[1].upper() + "!",  # attempt 1: variants 0 and 2 again
+              GOOD[0], GOOD[2]]  # attempt 2
+    model = ScriptedModel(script)
+    env = gym.make("abgym/CustomerJourney-v0", content_source="generated", brief=BRIEF, n_variants=3,
+                   generator_model="tiny", attributes=None, language_model=model, **PLUG_INS)
+    meta = env.unwrapped.content.meta
+    assert env.unwrapped.content.texts == tuple(GOOD)
+    assert model.batch_sizes == [3, 2, 2] and len(set(model.seeds)) == 3 and model.seeds[0] == 0
+    assert meta["attempts"] == [3, 1, 3]
+    assert {k: v for k, v in meta["rejections"].items() if v} == {"meta_text": 2, "prompt_echo": 1, "duplicate": 1}
+    assert set(meta["rejections"]) == set(content.REJECTION_REASONS)
+    assert [(r["variant"], r["attempt"], r["reason"]) for r in meta["rejected"]] == [
+        (0, 0, "meta_text"), (2, 0, "prompt_echo"), (0, 1, "meta_text"), (2, 1, "duplicate")]
+    assert meta["rejected"][0]["text"] == script[0] and meta["rejected"][0]["seed"] == model.seeds[0]
+    # The campaign, rejections included, is cached: a second build asks no model.
+    again = gym.make("abgym/CustomerJourney-v0", content_source="generated", brief=BRIEF, n_variants=3,
+                     generator_model="tiny", attributes=None, language_model=ScriptedModel([]), **PLUG_INS)
+    assert again.unwrapped.content.meta["rejections"] == meta["rejections"]
+
+
+def test_a_variant_that_never_passes_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("ABGYM_CACHE_DIR", str(tmp_path))
+    model = ScriptedModel([GOOD[0], "Sure, here it is:"] + ["Headline ideas:"] * 3)
+    with pytest.raises(ValueError, match=r"no usable marketing copy for variant\(s\) \[1\] in 4 attempt\(s\).*"
+                                         r"meta_text.*generator_seed"):
+        content.generate_variants(BRIEF, 2, language_model=model, model="tiny", max_attempts=4)
+    # Greedy decoding would repeat the same text: one attempt, and the error says to sample.
+    with pytest.raises(ValueError, match="raise 'generator_temperature' above 0"):
+        content.generate_variants(BRIEF, 2, language_model=ScriptedModel([GOOD[0], "Sure:"]), model="tiny",
+                                  temperature=0.0)
+    with pytest.raises(ValueError, match="max_attempts must be a whole number >= 1"):
+        content.generate_variants(BRIEF, 2, language_model=model, model="tiny", max_attempts=0)
+
+
+def test_a_cache_from_before_the_filter_is_not_read(tmp_path, monkeypatch):
+    monkeypatch.setenv("ABGYM_CACHE_DIR", str(tmp_path))
+    targets = content.default_targets(2, 0)
+    prompts = [content.variant_prompt(BRIEF, target) for target in targets]
+    old_key = content._digest("generated", "tiny", prompts, 0, 32, 0.7)  # the key of GENERATION_VERSION 1
+    old = dict(texts=["Here's a rewritten version of your headline:", GOOD[0]], prompts=prompts, targets=targets)
+    content._save_json(content.cache_dir("marketing", "generated") / f"{old_key}.json", old)
+    doc = content.generate_variants(BRIEF, 2, language_model=ScriptedModel(GOOD[:2]), model="tiny")
+    assert doc["texts"] == GOOD[:2] and doc["version"] == content.GENERATION_VERSION
+
+
+def test_generated_variants_take_the_rankers_ctr_at_a_first_visit():
+    """variant_ctr="ranker": the users' first-visit CTR of each generated variant is the ranker's calibrated prior.
+
+    Uses the default feature models, ranker and caches (~/.cache/abgym, as the comparison does) with the tiny model."""
+    from abgym.envs.customer_journey import build_journeys
+    from abgym.ranker.prior import RankerPrior
+
+    settings = dict(content_source="generated", variant_ctr="ranker", generator_model="tiny", n_variants=4,
+                    generator_max_new_tokens=12)
+    env = gym.make("abgym/CustomerJourney-v0", **settings)
+    texts = env.unwrapped.content.texts
+    assert len(texts) == 4 and all(content.copy_rejection(t) is None for t in texts)
+    expected = RankerPrior.default().ctr_prior(list(texts))[0]
+    np.testing.assert_allclose(env.unwrapped.content.target_ctr, expected, rtol=1e-9)
+    _, info = env.reset(seed=0)
+    np.testing.assert_allclose(info["target_ctr"], expected, rtol=1e-9)
+    _, _, many = build_journeys({**settings, "population_size": 4000}, {}, 20000)
+    many.seed(0)
+    first_visit_ctr = many.response(many.state, None)[0].mean(axis=0)
+    np.testing.assert_allclose(first_visit_ctr, expected, rtol=0.06)

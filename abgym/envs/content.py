@@ -4,6 +4,12 @@ Three content sources give the K variant texts: one real Upworthy experiment (de
 rates calibrate the simulated users), variants written by the language model for a campaign brief (the
 Prompt-Conditioned Generator, :func:`generate_variants`), or a list of texts the user supplies.
 
+Generated text passes a marketing-copy filter (:func:`copy_rejection`): preambles such as "Here's a rewritten version
+of your headline:", echoes of the prompt, fragments, overlong or duplicate lines are rejected with a named reason and
+generated again with a new seed; the counts by reason and the rejected texts are kept in the content's ``meta``.
+With ``variant_ctr="ranker"`` the variants' population CTRs are the ranker's calibrated prior
+(:func:`ranker_ctr`), so that generated copy is tied to what similar real headlines earned.
+
 Each variant becomes two feature blocks, both on a fixed scale so that the user model's preference weights mean the
 same thing whatever the source:
 
@@ -199,14 +205,86 @@ def clean_generation(text: str) -> str:
     return ""
 
 
+# The marketing-copy filter. A small instruction model often answers around the headline instead of with it ("Here's a
+# rewritten version of your headline:", "Sure! ...", "Campaign: ..."): such text is not a variant a campaign would
+# show, and its features would put the users' reaction on a text no marketer wrote. The filter names why a text is
+# rejected, so that the rejections can be counted and read (``meta["rejections"]``, ``meta["rejected"]``).
+REJECTION_REASONS = ("empty", "no_letters", "prompt_echo", "meta_text", "trailing_colon", "too_short", "too_long",
+                     "duplicate")
+MIN_WORDS = 3  # "Stay cool, ride" is a headline; "Cold!" is not
+MAX_CHARS = 150  # longer than nearly every Upworthy headline; clean_generation cuts at 200
+MAX_WORDS = 25
+GENERATION_VERSION = 2  # bump when the generation, the cleaning or the filter changes, so that old caches are not read
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+# Text about the headline rather than a headline: a preamble, a reply to the request, the word "headline" itself.
+_META_START = re.compile(
+    r"^(here'?s|here is|here are|sure\b|certainly|of course|absolutely|okay\b|ok\b|great\b|i'?d\b|i would|i can|"
+    r"i'?ll\b|i will|i hope|as an ai|let me|below is|the following|this is (a|an|the|my|your) (new |revised )?"
+    r"(headline|version|rewrite))", re.IGNORECASE)
+_META_ANYWHERE = re.compile(
+    r"\b(re-?written|rewrite|revised version|version of (your|the)|your (headline|campaign|request)|headlines?|"
+    r"taglines?|slogan|as requested|hope this|let me know|marketing copy)\b", re.IGNORECASE)
+# The prompt's own words (variant_prompt): instructions and "name: value" constraints.
+_PROMPT_PHRASES = re.compile(r"campaign\s*:|the headline must|answer with|write one short|\b(no|high) urgency\b|"
+                             r"\bno incentive\b", re.IGNORECASE)
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def copy_rejection(text: str, *, target: dict | None = None, brief: str = "", others: Sequence[str] = ()) -> str | None:
+    """Why ``text`` is not usable marketing copy (one of :data:`REJECTION_REASONS`), or ``None`` if it is.
+
+    ``target`` (the variant's constraints) and ``brief`` make an echo of the prompt recognisable; ``others`` are the
+    variants accepted so far, which ``text`` must not repeat (compared on lower-cased words, punctuation ignored).
+    """
+    text = text.strip()
+    if not text:
+        return "empty"
+    if not re.search(r"[^\W\d_]", text):
+        return "no_letters"
+    words = _words(text)
+    keys = "|".join(re.escape(str(key)) for key in (target or {}))
+    echoes_constraint = bool(keys) and re.search(rf"(^|\s|-)({keys})\s*:", text, re.IGNORECASE)
+    brief_words = _words(brief)
+    echoes_brief = len(brief_words) >= MIN_WORDS and " ".join(brief_words) in " ".join(words)
+    if _PROMPT_PHRASES.search(text) or echoes_constraint or echoes_brief:
+        return "prompt_echo"
+    if _META_START.search(text) or _META_ANYWHERE.search(text):
+        return "meta_text"
+    if text.endswith(":"):
+        return "trailing_colon"
+    if len(words) < MIN_WORDS:
+        return "too_short"
+    if len(text) > MAX_CHARS or len(words) > MAX_WORDS:
+        return "too_long"
+    if any(words == _words(other) for other in others):
+        return "duplicate"
+    return None
+
+
+def _attempt_seed(seed: int, attempt: int) -> int:
+    """The sampling seed of a retry: attempt 0 uses ``seed`` itself, later attempts fresh seeds derived from it."""
+    if attempt == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), attempt]).generate_state(1)[0])
+
+
 def generate_variants(brief: str, n_variants: int, *, language_model=None, model: str = "smollm2",
                       targets: Sequence[dict] | None = None, seed: int = 0, max_new_tokens: int = 32,
-                      temperature: float = 0.7) -> dict:
+                      temperature: float = 0.7, max_attempts: int = 10) -> dict:
     """The Prompt-Conditioned Generator: K headlines for ``brief``, each conditioned on its target attributes.
 
     ``model`` is ``"smollm2"`` (SmolLM2-135M-Instruct, :meth:`LanguageModel.load`) or ``"tiny"`` (a tiny random
-    model with the same code path, for tests). Generations are cached on disk by model, prompts and sampling
-    settings, so a campaign is generated once. Returns ``{texts, prompts, targets, raw}``.
+    model with the same code path, for tests). Every generation goes through :func:`copy_rejection`; a rejected
+    variant is generated again with a new seed (:func:`_attempt_seed`), at most ``max_attempts`` times in all, and if
+    one never passes a ``ValueError`` names the reasons and what to change. Generations are cached on disk by model,
+    prompts, sampling settings and :data:`GENERATION_VERSION`, so a campaign is generated once.
+
+    Returns ``{texts, prompts, targets, raw, model, seed, attempts, rejections, rejected}``: ``attempts`` per
+    variant, ``rejections`` the count per reason (every reason, zeros included) and ``rejected`` each rejected text
+    with its variant, attempt, seed, reason and the model's raw reply.
     """
     if not isinstance(brief, str) or not brief.strip():
         raise ValueError("content_source='generated' needs a non-empty 'brief' (the campaign description)")
@@ -214,12 +292,17 @@ def generate_variants(brief: str, n_variants: int, *, language_model=None, model
         raise ValueError(f"n_variants must be a whole number >= 2, got {n_variants!r}")
     if model not in ("smollm2", "tiny"):
         raise ValueError(f"generator model {model!r} is unknown; use 'smollm2' (the real model) or 'tiny' (tests)")
+    if isinstance(max_attempts, bool) or int(max_attempts) != max_attempts or max_attempts < 1:
+        raise ValueError(f"max_attempts must be a whole number >= 1, got {max_attempts!r}")
     targets = list(targets) if targets is not None else default_targets(int(n_variants), seed)
     if len(targets) != n_variants or not all(isinstance(t, dict) and t for t in targets):
         raise ValueError(f"target_attributes must be a list of {n_variants} non-empty dicts (one per variant), "
                          f"e.g. [{{'tone': 'warm', 'urgency': 'high urgency'}}, ...]")
-    prompts = [variant_prompt(brief.strip(), target) for target in targets]
-    key = _digest("generated", model, prompts, seed, max_new_tokens, temperature)
+    brief = brief.strip()
+    prompts = [variant_prompt(brief, target) for target in targets]
+    # Greedy decoding (temperature 0) repeats itself whatever the seed: one attempt is all there is.
+    attempts_allowed = int(max_attempts) if temperature > 0 else 1
+    key = _digest("generated", GENERATION_VERSION, model, prompts, seed, max_new_tokens, temperature, attempts_allowed)
     cache_file = cache_dir("marketing", "generated") / f"{key}.json"
     cached = _load_json(cache_file)
     if cached is not None:
@@ -228,13 +311,41 @@ def generate_variants(brief: str, n_variants: int, *, language_model=None, model
         from abgym.llm import LanguageModel
 
         language_model = LanguageModel.tiny(seed=seed) if model == "tiny" else LanguageModel.load()
-    raw = language_model.generate(prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
-    texts = [clean_generation(text) for text in raw]
-    empty = [i for i, text in enumerate(texts) if not text]
-    if empty:
-        raise RuntimeError(f"the language model generated no text for variant(s) {empty} (prompts: "
-                           f"{[prompts[i] for i in empty]!r}); raise max_new_tokens or change the seed")
-    document = dict(texts=texts, prompts=prompts, targets=targets, raw=list(raw), model=model, seed=seed)
+    texts, raw = [""] * len(prompts), [""] * len(prompts)
+    attempts, rejected = [0] * len(prompts), []
+    pending = list(range(len(prompts)))
+    for attempt in range(attempts_allowed):
+        attempt_seed = _attempt_seed(seed, attempt)
+        replies = language_model.generate([prompts[i] for i in pending], max_new_tokens=max_new_tokens,
+                                          temperature=temperature, seed=attempt_seed)
+        still = []
+        for index, reply in zip(pending, replies):
+            attempts[index] += 1
+            text = clean_generation(reply)
+            reason = copy_rejection(text, target=targets[index], brief=brief, others=[t for t in texts if t])
+            if reason is None:
+                texts[index], raw[index] = text, reply
+            else:
+                rejected.append(dict(variant=index, attempt=attempt, seed=attempt_seed, reason=reason, text=text,
+                                     raw=reply))
+                still.append(index)
+        pending = still
+        if not pending:
+            break
+    rejections = {reason: sum(r["reason"] == reason for r in rejected) for reason in REJECTION_REASONS}
+    if pending:
+        failed = {i: sorted({r["reason"] for r in rejected if r["variant"] == i}) for i in pending}
+        last = {i: [r["text"] for r in rejected if r["variant"] == i][-1] for i in pending}
+        retry = ("raise 'generator_temperature' above 0 so that retries differ" if temperature <= 0
+                 else "try another 'generator_seed'")
+        raise ValueError(
+            f"the generator ({model}) wrote no usable marketing copy for variant(s) {pending} in {attempts_allowed} "
+            f"attempt(s) each: rejected as {failed} (last texts: {last}; all rejections: "
+            f"{ {k: v for k, v in rejections.items() if v} }); {retry}, raise 'generator_max_new_tokens' if they "
+            f"are 'too_short' or 'empty', write a clearer 'brief', or give the variants yourself with "
+            f"content_source='texts'")
+    document = dict(texts=texts, prompts=prompts, targets=targets, raw=raw, model=model, seed=seed,
+                    attempts=attempts, rejections=rejections, rejected=rejected, version=GENERATION_VERSION)
     _save_json(cache_file, document)
     return document
 
@@ -364,15 +475,26 @@ def content_features(texts: Sequence[str], *, source: str, embedding_dim: int = 
                            target_ctr=target, meta=dict(meta or {}))
 
 
+def _ranker_key(texts: list[str]) -> str:
+    """The cache key of the ranker's CTRs: the texts, the default ranker's configuration and its fitted file, so that
+    a refitted or reconfigured ranker is asked again instead of its predecessor's CTRs being served."""
+    from abgym.ranker.prior import DEFAULT_CONFIG, DEFAULT_FILE
+
+    fitted = cache_dir("ranker") / DEFAULT_FILE
+    stamp = (fitted.stat().st_size, fitted.stat().st_mtime_ns) if fitted.is_file() else None
+    return _digest(texts, repr(DEFAULT_CONFIG), stamp)
+
+
 def ranker_ctr(texts: Sequence[str]) -> np.ndarray:
-    """The ranker's prior mean CTR of each text (``variant_ctr="ranker"``), cached per list of texts."""
-    cache_file = cache_dir("marketing", "ranker-ctr") / f"{_digest(list(texts))}.json"
-    cached = _load_json(cache_file)
+    """The ranker's prior mean CTR of each text (``variant_ctr="ranker"``): ``RankerPrior.default().ctr_prior``,
+    a CTR calibrated on held-out Upworthy experiments; cached per list of texts and fitted ranker."""
+    texts = list(texts)
+    cached = _load_json(cache_dir("marketing", "ranker-ctr") / f"{_ranker_key(texts)}.json")
     if cached is None:
         from abgym.ranker.prior import RankerPrior
 
-        cached = [float(x) for x in RankerPrior.default().ctr_prior(list(texts))[0]]
-        _save_json(cache_file, cached)
+        cached = [float(x) for x in RankerPrior.default().ctr_prior(texts)[0]]
+        _save_json(cache_dir("marketing", "ranker-ctr") / f"{_ranker_key(texts)}.json", cached)  # after any refit
     return np.asarray(cached)
 
 
@@ -410,7 +532,9 @@ def build_content(config: dict, *, embed: EmbedFn | None = None, scorer: Attribu
                                 temperature=config["generator_temperature"])
         return content_features(doc["texts"], source=source, embedding_dim=dim, models=models,
                                 target_ctr=_target_ctr(config["variant_ctr"], doc["texts"]),
-                                meta=dict(prompts=doc["prompts"], targets=doc["targets"], brief=config["brief"]))
+                                meta=dict(prompts=doc["prompts"], targets=doc["targets"], brief=config["brief"],
+                                          generator_model=doc["model"], attempts=doc["attempts"],
+                                          rejections=doc["rejections"], rejected=doc["rejected"]))
     if source == "texts":
         texts = check_texts(config["texts"])
         return content_features(texts, source=source, embedding_dim=dim, models=models,
