@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	# torch first, so that nothing later pulls the CUDA build (2.13.0 is a local CPU wheel here).
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q --no-deps $(NODEPS)
-	$(PIP) install -q -e '.[all,dev]'
+	$(PIP) install -q -e '.[all,dev,ray]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -52,6 +52,8 @@ class JourneyComparisonConfig:
     out: Path = Path("results/journey")
     tensorboard: bool = True
     log_every: int = 50  # journeys between TensorBoard points
+    backend: str = "serial"  # "serial" or "ray": how the (agent, seed, drift) cells run (abgym.parallel)
+    address: str | None = None  # with "ray": an existing cluster's address; None starts a local instance
 
 
 QUICK = dict(seeds=[100, 101], users=150, drift=["on"], rollouts=4, recovery_window=50)
@@ -216,53 +218,66 @@ def agent_variants(config: JourneyComparisonConfig, prior_available: bool) -> li
     return variants
 
 
+def run_cell(config: JourneyComparisonConfig, drift: str, name: str, with_prior: bool, seed: int) -> dict:
+    """One (agent, seed, drift) run from its arguments alone (same result in any process): its per-run row."""
+    label = name + ("+prior" if with_prior else "")
+    run_dir = Path(config.out) / "runs" / f"drift-{drift}" / label / f"seed{seed}"
+    writer = None
+    if config.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(run_dir))
+    recorder = JourneyRecorder(config.users, writer, config.log_every)
+    env = make_env(config, drift)
+    prior = marketing.cell_prior() if with_prior else None
+    run_started = time.perf_counter()
+    if name in ORACLES:
+        run_oracle(name, env, seed, recorder, config.rollouts)
+    elif name in RL_AGENTS:
+        env.reset(seed=seed)
+        run_rl(name, recording(env, recorder), seed, recorder, run_dir if config.tensorboard else None, prior)
+    else:
+        expected_visits = 12 * config.users  # the test phase of the classical A/B test, in visits
+        bandit_config = marketing.ComparisonConfig(arrivals=expected_visits, test_fraction=config.test_fraction)
+        agent = marketing.make_bandit(name, seed, bandit_config, prior, marketing.prior_scale_for(env))
+        run_bandit(agent, env, seed, recorder)
+    seconds = time.perf_counter() - run_started
+    env.close()
+    if writer is not None:
+        writer.close()
+    metrics = recorder.metrics(config.recovery_window)
+    return {"agent": label, "drift": drift, "seed": seed, **metrics, "seconds": seconds}
+
+
 def run_comparison(config: JourneyComparisonConfig, log=print) -> dict:
-    out = Path(config.out)
+    from dataclasses import replace
+
+    from abgym.parallel import check_backend, map_cells
+
+    check_backend(config.backend, config.address)
+    out = Path(config.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    config = replace(config, out=out)
     prior, prior_note = (None, "off") if config.prior == "off" else marketing.load_prior()
     if config.prior == "on" and prior is None:
         raise RuntimeError(f"--prior on, but the ranker prior cannot be loaded: {prior_note}")
+    if prior is not None:
+        marketing._PRIORS["prior"] = prior
     log(f"ranker prior: {prior_note if prior is not None else 'not used (' + prior_note + ')'}")
     variants = agent_variants(config, prior is not None)
-    rows = []
+    cells = [(drift, name, with_prior, seed) for drift in config.drift for name, with_prior in variants
+             for seed in config.seeds]
+    done: list[dict] = []
     started = time.perf_counter()
-    total = len(config.drift) * len(variants) * len(config.seeds)
-    for drift in config.drift:
-        for name, with_prior in variants:
-            label = name + ("+prior" if with_prior else "")
-            for seed in config.seeds:
-                writer = None
-                if config.tensorboard:
-                    from torch.utils.tensorboard import SummaryWriter
 
-                    writer = SummaryWriter(str(out / "runs" / f"drift-{drift}" / label / f"seed{seed}"))
-                recorder = JourneyRecorder(config.users, writer, config.log_every)
-                env = make_env(config, drift)
-                run_started = time.perf_counter()
-                if name in ORACLES:
-                    run_oracle(name, env, seed, recorder, config.rollouts)
-                elif name in RL_AGENTS:
-                    env.reset(seed=seed)
-                    run_rl(name, recording(env, recorder), seed, recorder,
-                           out / "runs" / f"drift-{drift}" / label / f"seed{seed}" if config.tensorboard else None,
-                           prior if with_prior else None)
-                else:
-                    expected_visits = 12 * config.users  # the test phase of the classical A/B test, in visits
-                    bandit_config = marketing.ComparisonConfig(arrivals=expected_visits,
-                                                               test_fraction=config.test_fraction)
-                    agent = marketing.make_bandit(name, seed, bandit_config, prior if with_prior else None,
-                                                  marketing.prior_scale_for(env))
-                    run_bandit(agent, env, seed, recorder)
-                seconds = time.perf_counter() - run_started
-                env.close()
-                if writer is not None:
-                    writer.close()
-                metrics = recorder.metrics(config.recovery_window)
-                rows.append({"agent": label, "drift": drift, "seed": seed, **metrics, "seconds": seconds})
-                marketing.write_rows(out / "per_run.csv", rows)
-                log(f"[{time.perf_counter() - started:6.0f}s {len(rows)}/{total}] drift {drift:3s} {label:18s} "
-                    f"seed {seed}: lifetime reward {metrics['ltv_expected']:.3f} (drawn {metrics['ltv']:.3f}), "
-                    f"visits {metrics['visits']:.1f}, churn {metrics['churn']:.2f} ({seconds:.1f}s)")
+    def finished(index: int, row: dict) -> None:
+        done.append(row)
+        marketing.write_rows(out / "per_run.csv", done)
+        log(f"[{time.perf_counter() - started:6.0f}s {len(done)}/{len(cells)}] drift {row['drift']:3s} "
+            f"{row['agent']:18s} seed {row['seed']}: lifetime reward {row['ltv_expected']:.3f} (drawn "
+            f"{row['ltv']:.3f}), visits {row['visits']:.1f}, churn {row['churn']:.2f} ({row['seconds']:.1f}s)")
+
+    rows = map_cells(run_cell, [(config, *cell) for cell in cells], config.backend, config.address, finished)
     add_headroom_share(rows)
     marketing.write_rows(out / "per_run.csv", rows)
     summary = summarize(rows)
@@ -394,4 +409,4 @@ def config_from_args(args) -> JourneyComparisonConfig:
 
     make_config(env_config)  # an unknown or bad setting fails here, before any run
     return JourneyComparisonConfig(prior=args.prior, env_config=env_config, out=Path(args.out),
-                                   tensorboard=not args.no_tensorboard, **base)
+                                   tensorboard=not args.no_tensorboard, **base, **marketing.backend_from_args(args))

@@ -47,6 +47,8 @@ class ComparisonConfig:
     out: Path = Path("results/marketing")
     tensorboard: bool = True
     log_every: int = 50
+    backend: str = "serial"             # "serial" or "ray": how the (agent, seed, drift) cells run (abgym.parallel)
+    address: str | None = None          # with "ray": an existing cluster's address; None starts a local instance
 
 
 # ----------------------------------------------------------------------------------------------------- the env
@@ -293,49 +295,89 @@ def agent_variants(config: ComparisonConfig, prior_available: bool) -> list[tupl
     return variants
 
 
+def study_cells(config: ComparisonConfig, variants: list[tuple[str, bool]]) -> list[tuple]:
+    """The study's cells, (drift, agent, with_prior, seed), in the order of the tables and the serial run."""
+    return [(drift, name, with_prior, seed) for drift in config.drift for name, with_prior in variants
+            for seed in config.seeds]
+
+
+_PRIORS: dict = {}
+
+
+def cell_prior():
+    """The ranker prior for the cells of this process, loaded once per process (a Ray worker loads its own from
+    ``$ABGYM_CACHE_DIR/ranker``, which the driver has just written, or refits it on a node without that file)."""
+    if "prior" not in _PRIORS:
+        _PRIORS["prior"] = load_prior()[0]
+    return _PRIORS["prior"]
+
+
+def run_cell(config: ComparisonConfig, drift: str, name: str, with_prior: bool, seed: int) -> dict:
+    """One (agent, seed, drift) run from its arguments alone, so that it gives the same result in any process.
+
+    Returns the per-run row, the cumulative-regret and revenue curves and the regime shifts; TensorBoard runs are
+    written under ``config.out`` (an absolute path: a Ray worker does not share the driver's working directory)."""
+    label = name + ("+prior" if with_prior else "")
+    run_dir = Path(config.out) / "runs" / f"drift-{drift}" / label / f"seed{seed}"
+    writer = None
+    if config.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(run_dir))
+    recorder = OnlineRecorder(config.arrivals, writer, config.log_every)
+    env = make_env(config, drift, seed)
+    run_started = time.perf_counter()
+    if name in RL_AGENTS:
+        env.reset(seed=seed)  # seeds the env's generator; SB3 resets it again with its own seed
+        run_rl(name, recorder_wrapper(env, recorder), seed, config.arrivals, run_dir if config.tensorboard else None)
+    else:
+        prior = cell_prior() if with_prior else None
+        agent = make_bandit(name, seed, config, prior, prior_scale_for(env))
+        run_bandit(agent, env, seed, recorder, config.arrivals)
+    seconds = time.perf_counter() - run_started
+    env.close()
+    if writer is not None:
+        writer.close()
+    metrics = run_metrics(recorder, config.recovery_window)
+    return {"row": {"agent": label, "drift": drift, "seed": seed, **metrics, "seconds": seconds},
+            "regret": np.cumsum(recorder.regret[:recorder.t]), "revenue": recorder.revenue[:recorder.t],
+            "shifts": list(recorder.shifts)}
+
+
 def run_comparison(config: ComparisonConfig, log=print) -> dict:
-    out = Path(config.out)
+    from dataclasses import replace
+
+    from abgym.parallel import check_backend, map_cells
+
+    check_backend(config.backend, config.address)
+    out = Path(config.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    config = replace(config, out=out)
     prior, prior_note = (None, "off") if config.prior == "off" else load_prior()
     if config.prior == "on" and prior is None:
         raise RuntimeError(f"--prior on, but the ranker prior cannot be loaded: {prior_note}")
+    if prior is not None:
+        _PRIORS["prior"] = prior
     log(f"ranker prior: {prior_note if prior is not None else 'not used (' + prior_note + ')'}")
-    variants = agent_variants(config, prior is not None)
-    rows, curves, shifts_by_run = [], {}, {}
+    cells = study_cells(config, agent_variants(config, prior is not None))
+    done: list[dict] = []
     started = time.perf_counter()
-    for drift in config.drift:
-        for name, with_prior in variants:
-            label = name + ("+prior" if with_prior else "")
-            for seed in config.seeds:
-                run_dir = out / "runs" / f"drift-{drift}" / label / f"seed{seed}"
-                writer = None
-                if config.tensorboard:
-                    from torch.utils.tensorboard import SummaryWriter
 
-                    writer = SummaryWriter(str(run_dir))
-                recorder = OnlineRecorder(config.arrivals, writer, config.log_every)
-                env = make_env(config, drift, seed)
-                run_started = time.perf_counter()
-                if name in RL_AGENTS:
-                    env.reset(seed=seed)  # seeds the env's generator; SB3 resets it again with its own seed
-                    run_rl(name, recorder_wrapper(env, recorder), seed, config.arrivals,
-                           run_dir if config.tensorboard else None)
-                else:
-                    agent = make_bandit(name, seed, config, prior if with_prior else None, prior_scale_for(env))
-                    run_bandit(agent, env, seed, recorder, config.arrivals)
-                seconds = time.perf_counter() - run_started
-                env.close()
-                if writer is not None:
-                    writer.close()
-                metrics = run_metrics(recorder, config.recovery_window)
-                rows.append({"agent": label, "drift": drift, "seed": seed, **metrics, "seconds": seconds})
-                write_rows(out / "per_run.csv", rows)  # after every run, so that an interrupted study keeps its runs
-                curves[f"{drift}/{label}/{seed}"] = np.cumsum(recorder.regret[:recorder.t])
-                curves[f"{drift}/{label}/{seed}/revenue"] = recorder.revenue[:recorder.t]
-                shifts_by_run[f"{drift}/{label}/{seed}"] = recorder.shifts
-                log(f"[{time.perf_counter() - started:6.0f}s] drift {drift:3s} {label:22s} seed {seed}: "
-                    f"regret {metrics['cumulative_regret']:.1f}, revenue/arrival {metrics['revenue']:.4f}, "
-                    f"CTR {metrics['ctr']:.4f} ({seconds:.1f}s)")
+    def finished(index: int, result: dict) -> None:
+        done.append(result["row"])
+        write_rows(out / "per_run.csv", done)  # after every run, so that an interrupted study keeps its runs
+        row = result["row"]
+        log(f"[{time.perf_counter() - started:6.0f}s {len(done)}/{len(cells)}] drift {row['drift']:3s} "
+            f"{row['agent']:22s} seed {row['seed']}: regret {row['cumulative_regret']:.1f}, revenue/arrival "
+            f"{row['revenue']:.4f}, CTR {row['ctr']:.4f} ({row['seconds']:.1f}s)")
+
+    results = map_cells(run_cell, [(config, *cell) for cell in cells], config.backend, config.address, finished)
+    rows, curves, shifts_by_run = [], {}, {}
+    for result in results:  # in cell order, whichever backend ran them
+        row = result["row"]
+        key = f"{row['drift']}/{row['agent']}/{row['seed']}"
+        rows.append(row)
+        curves[key], curves[key + "/revenue"], shifts_by_run[key] = result["regret"], result["revenue"], result["shifts"]
     summary = summarize(rows)
     write_outputs(out, config, rows, summary, curves, shifts_by_run, prior_note)
     return {"rows": rows, "summary": summary, "out": out}
@@ -531,6 +573,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard runs")
     parser.add_argument("--quick", action="store_true",
                         help="the CI version: 2 seeds, 600 arrivals, main agents (flags above still override)")
+    from abgym.parallel import add_backend_arguments
+
+    add_backend_arguments(parser)
 
 
 def config_from_args(args) -> ComparisonConfig:
@@ -567,7 +612,16 @@ def config_from_args(args) -> ComparisonConfig:
     if args.recovery_window is not None:
         base["recovery_window"] = args.recovery_window
     return ComparisonConfig(prior=args.prior, env_config=env_config, out=Path(args.out),
-                            tensorboard=not args.no_tensorboard, **base)
+                            tensorboard=not args.no_tensorboard, **base, **backend_from_args(args))
+
+
+def backend_from_args(args) -> dict:
+    """``--backend`` and ``--address``, checked (Ray installed, an address only with ray) before any run."""
+    from abgym.parallel import check_backend
+
+    backend, address = getattr(args, "backend", "serial"), getattr(args, "address", None)
+    check_backend(backend, address)
+    return {"backend": backend, "address": address}
 
 
 def main(argv: list[str] | None = None) -> int:
