@@ -8,9 +8,10 @@ of ``Monitor``-wrapped single envs) for the envs that have none::
 
     import abgym
     from stable_baselines3 import PPO
+    from abgym.tensorboard import EnvMetricsCallback
 
     venv = abgym.make_sb3_vec_env("abgym/PersonalizedMarketing-v0", n_envs=16, seed=0, drift=False)
-    PPO("MultiInputPolicy", venv).learn(10_000, callback=abgym.tensorboard.EnvMetricsCallback())
+    PPO("MultiInputPolicy", venv).learn(10_000, callback=EnvMetricsCallback())
 
 SB3's contract, as :class:`~stable_baselines3.common.vec_env.DummyVecEnv` keeps it: ``step_wait`` returns
 ``(obs, rewards, dones, infos)`` with ``dones = terminated | truncated`` and one info dict per env; an env that is
