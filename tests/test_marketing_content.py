@@ -210,6 +210,7 @@ def test_copy_filter_rejects_the_brief_itself_and_duplicates():
     assert content.copy_rejection("KEEP your drinks ice cold for the whole 24 hour ride!", others=others) \
         == "duplicate"
     assert content.copy_rejection("Keep your coffee hot for the whole ride", others=others) is None
+    assert content.copy_rejection("Keep your coffee hot for the whole ride", cut_off=True) == "cut_off"
 
 
 class ScriptedModel:
@@ -297,3 +298,23 @@ def test_generated_variants_take_the_rankers_ctr_at_a_first_visit():
     many.seed(0)
     first_visit_ctr = many.response(many.state, None)[0].mean(axis=0)
     np.testing.assert_allclose(first_visit_ctr, expected, rtol=0.06)
+
+
+def test_a_headline_cut_at_the_token_limit_is_regenerated(tmp_path, monkeypatch):
+    from abgym.llm import LanguageModel
+
+    monkeypatch.setenv("ABGYM_CACHE_DIR", str(tmp_path))
+    tokenizer = LanguageModel.tiny().tokenizer
+    cut = "A CLEANER: A REALISABLE WATER BOTTLE! #Upcycle_Bike #Cab"
+    budget = len(tokenizer.encode(cut, add_special_tokens=False))
+    finished_first_line = GOOD[1] + "\nPINNACELA (incl"  # the headline ended; the limit cut the line after it
+    model = ScriptedModel([cut, finished_first_line, GOOD[0]])
+    model.tokenizer = tokenizer
+    doc = content.generate_variants(BRIEF, 2, language_model=model, model="smollm2", max_new_tokens=budget)
+    assert doc["texts"] == [GOOD[0], GOOD[1]]
+    assert [(r["variant"], r["reason"], r["text"]) for r in doc["rejected"]] == [(0, "cut_off", cut)]
+    # With room to spare the same line is a finished headline.
+    again = ScriptedModel([cut, GOOD[1]])
+    again.tokenizer = tokenizer
+    assert content.generate_variants(BRIEF, 2, language_model=again, model="smollm2",
+                                     max_new_tokens=budget + 10)["texts"] == [cut, GOOD[1]]

@@ -5,7 +5,7 @@ rates calibrate the simulated users), variants written by the language model for
 Prompt-Conditioned Generator, :func:`generate_variants`), or a list of texts the user supplies.
 
 Generated text passes a marketing-copy filter (:func:`copy_rejection`): preambles such as "Here's a rewritten version
-of your headline:", echoes of the prompt, fragments, overlong or duplicate lines are rejected with a named reason and
+of your headline:", echoes of the prompt, fragments, lines cut off at the token limit, overlong or duplicate lines are rejected with a named reason and
 generated again with a new seed; the counts by reason and the rejected texts are kept in the content's ``meta``.
 With ``variant_ctr="ranker"`` the variants' population CTRs are the ranker's calibrated prior
 (:func:`ranker_ctr`), so that generated copy is tied to what similar real headlines earned.
@@ -209,12 +209,12 @@ def clean_generation(text: str) -> str:
 # rewritten version of your headline:", "Sure! ...", "Campaign: ..."): such text is not a variant a campaign would
 # show, and its features would put the users' reaction on a text no marketer wrote. The filter names why a text is
 # rejected, so that the rejections can be counted and read (``meta["rejections"]``, ``meta["rejected"]``).
-REJECTION_REASONS = ("empty", "no_letters", "prompt_echo", "meta_text", "trailing_colon", "too_short", "too_long",
-                     "duplicate")
+REJECTION_REASONS = ("empty", "no_letters", "prompt_echo", "meta_text", "cut_off", "trailing_colon", "too_short",
+                     "too_long", "duplicate")
 MIN_WORDS = 3  # "Stay cool, ride" is a headline; "Cold!" is not
 MAX_CHARS = 150  # longer than nearly every Upworthy headline; clean_generation cuts at 200
 MAX_WORDS = 25
-GENERATION_VERSION = 2  # bump when the generation, the cleaning or the filter changes, so that old caches are not read
+GENERATION_VERSION = 3  # bump when the generation, the cleaning or the filter changes, so that old caches are not read
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 # Text about the headline rather than a headline: a preamble, a reply to the request, the word "headline" itself.
 _META_START = re.compile(
@@ -233,11 +233,13 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def copy_rejection(text: str, *, target: dict | None = None, brief: str = "", others: Sequence[str] = ()) -> str | None:
+def copy_rejection(text: str, *, target: dict | None = None, brief: str = "", others: Sequence[str] = (),
+                   cut_off: bool = False) -> str | None:
     """Why ``text`` is not usable marketing copy (one of :data:`REJECTION_REASONS`), or ``None`` if it is.
 
     ``target`` (the variant's constraints) and ``brief`` make an echo of the prompt recognisable; ``others`` are the
-    variants accepted so far, which ``text`` must not repeat (compared on lower-cased words, punctuation ignored).
+    variants accepted so far, which ``text`` must not repeat (compared on lower-cased words, punctuation ignored);
+    ``cut_off`` says the generation stopped at its token limit inside this line (:func:`_cut_off`).
     """
     text = text.strip()
     if not text:
@@ -253,6 +255,8 @@ def copy_rejection(text: str, *, target: dict | None = None, brief: str = "", ot
         return "prompt_echo"
     if _META_START.search(text) or _META_ANYWHERE.search(text):
         return "meta_text"
+    if cut_off:
+        return "cut_off"
     if text.endswith(":"):
         return "trailing_colon"
     if len(words) < MIN_WORDS:
@@ -262,6 +266,18 @@ def copy_rejection(text: str, *, target: dict | None = None, brief: str = "", ot
     if any(words == _words(other) for other in others):
         return "duplicate"
     return None
+
+
+def _cut_off(reply: str, language_model, max_new_tokens: int) -> bool:
+    """Whether the headline line of ``reply`` is where the generation hit ``max_new_tokens``: a headline cut mid-way
+    ("... #Upcycle_Bike #Cab"). A reply that goes on to a second line finished its first one. Needs the model's
+    ``tokenizer``; a model without one is never judged cut off. The count is the reply re-encoded, which can be a
+    token or two shorter than what was generated, hence the margin."""
+    tokenizer = getattr(language_model, "tokenizer", None)
+    lines = [line for line in reply.splitlines() if line.strip()]
+    if tokenizer is None or len(lines) != 1:
+        return False
+    return len(tokenizer.encode(reply, add_special_tokens=False)) >= max_new_tokens - 2
 
 
 def _attempt_seed(seed: int, attempt: int) -> int:
@@ -311,6 +327,8 @@ def generate_variants(brief: str, n_variants: int, *, language_model=None, model
         from abgym.llm import LanguageModel
 
         language_model = LanguageModel.tiny(seed=seed) if model == "tiny" else LanguageModel.load()
+    # The random-weight test model never ends a reply (it has learnt no end token): every reply would be "cut off".
+    judge_cut_off = model != "tiny"
     texts, raw = [""] * len(prompts), [""] * len(prompts)
     attempts, rejected = [0] * len(prompts), []
     pending = list(range(len(prompts)))
@@ -322,7 +340,8 @@ def generate_variants(brief: str, n_variants: int, *, language_model=None, model
         for index, reply in zip(pending, replies):
             attempts[index] += 1
             text = clean_generation(reply)
-            reason = copy_rejection(text, target=targets[index], brief=brief, others=[t for t in texts if t])
+            reason = copy_rejection(text, target=targets[index], brief=brief, others=[t for t in texts if t],
+                                    cut_off=judge_cut_off and _cut_off(reply, language_model, max_new_tokens))
             if reason is None:
                 texts[index], raw[index] = text, reply
             else:
@@ -342,7 +361,7 @@ def generate_variants(brief: str, n_variants: int, *, language_model=None, model
             f"the generator ({model}) wrote no usable marketing copy for variant(s) {pending} in {attempts_allowed} "
             f"attempt(s) each: rejected as {failed} (last texts: {last}; all rejections: "
             f"{ {k: v for k, v in rejections.items() if v} }); {retry}, raise 'generator_max_new_tokens' if they "
-            f"are 'too_short' or 'empty', write a clearer 'brief', or give the variants yourself with "
+            f"are 'cut_off', write a clearer 'brief', or give the variants yourself with "
             f"content_source='texts'")
     document = dict(texts=texts, prompts=prompts, targets=targets, raw=raw, model=model, seed=seed,
                     attempts=attempts, rejections=rejections, rejected=rejected, version=GENERATION_VERSION)
