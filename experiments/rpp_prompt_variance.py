@@ -1,18 +1,32 @@
-"""How much of a user's NDCG@10 does the prompt explain? A variance decomposition behind RPP's learning curves.
+"""How much of NDCG@10 does the prompt explain, per recommender, model and candidate protocol? RPP's learnable signal.
 
-    nice .venv/bin/python experiments/rpp_prompt_variance.py --users 40 --prompts 12
+    nice .venv/bin/python experiments/rpp_prompt_variance.py --users 24 --prompts 11 \\
+        --recommenders llm-score llm-calibrated llm-generate --models smollm2-135m gemma3-270m \\
+        --negatives uniform popularity --out results/rpp-variance
 
-Draws ``--prompts`` uniformly random prompts (seeded) for each of the first ``--users`` train users, ranks their
-candidates with the default recommender (SmolLM2-135M likelihood scoring; rankings come from the shared cache when
-they were computed before), and fits three least-squares models of NDCG@10 on one-hot factors: the user alone, the
-four patterns alone, and both. It prints the share of variance (R^2, and adjusted) each explains and, per option,
-the mean NDCG@10 relative to the user's own mean: the signal a prompt policy can learn from, beside the noise it must
-average.
-Writes the rankings' scores to ``--out`` as CSV.
+Every user of the first ``--users`` train users is ranked under the same ``--prompts`` prompts (the hand-written one
+and seeded random ones): a crossed user x prompt design. Per configuration (recommender x model x protocol) it
+reports:
+- ``user share``: the share of NDCG@10's variance explained by which user it is (R^2 of the user factor);
+- ``prompt share within user``: of the variance left inside users, the share the prompt's main effect explains
+  (sum of squares of the prompt means over the within-user sum of squares), with the two-way ANOVA F-test p-value;
+  this is what one prompt for everyone can gain;
+- ``split-half r``: users split at random into two halves (200 seeded splits), each prompt's effect (its mean minus
+  the half's mean) estimated in each half; the mean correlation between the halves and the share of splits where it
+  is positive. Prompt effects that are real replicate (r well above 0); noise does not (r about 0);
+- ``interaction share``: what is left inside users after the prompt's main effect, the user-by-prompt part a
+  personalizing policy would have to predict (together with the recommender's sensitivity to wording);
+- NDCG@10 (mean over all rankings and under the hand-written prompt), popularity's NDCG@10 on the same users and
+  protocol, and seconds per computed ranking (cache misses only; the load of the machine is printed).
+
+Rankings go through the shared ranking cache. Outputs in ``--out``: ``rankings-<config>.csv`` (every ranking) and
+``decomposition.csv`` / ``decomposition.md``, rewritten after each configuration so that a stopped run keeps what it
+measured.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -22,10 +36,7 @@ from abgym.envs import prompt_actions as pa
 
 
 def r_squared(frame: pd.DataFrame, factors: list[str]) -> tuple[float, float, int]:
-    """R^2 and adjusted R^2 of NDCG@10 on one-hot ``factors`` (with an intercept), and the number of parameters.
-
-    The adjusted value charges each parameter its share of noise: 40 users' dummies fit some noise that 19 pattern
-    dummies cannot."""
+    """R^2 and adjusted R^2 of NDCG@10 on one-hot ``factors`` (with an intercept), and the number of parameters."""
     design = pd.get_dummies(frame[factors].astype(str), drop_first=True).to_numpy(float)
     design = np.column_stack([np.ones(len(frame)), design])
     y = frame["ndcg@10"].to_numpy()
@@ -35,42 +46,146 @@ def r_squared(frame: pd.DataFrame, factors: list[str]) -> tuple[float, float, in
     return share, 1 - (1 - share) * (n - 1) / (n - parameters), parameters
 
 
+def decompose(frame: pd.DataFrame, *, splits: int = 200, seed: int = 0) -> dict:
+    """The crossed-design decomposition of NDCG@10 (columns user, prompt, ndcg@10; every user x every prompt)."""
+    from scipy import stats
+
+    table = frame.pivot_table(index="user", columns="prompt", values="ndcg@10", aggfunc="mean")
+    if table.isna().any().any():
+        raise ValueError("the decomposition needs every user ranked under every prompt")
+    y = table.to_numpy()
+    n_users, n_prompts = y.shape
+    grand = y.mean()
+    ss_total = float(((y - grand) ** 2).sum())
+    ss_user = float(n_prompts * ((y.mean(axis=1) - grand) ** 2).sum())
+    ss_prompt = float(n_users * ((y.mean(axis=0) - grand) ** 2).sum())
+    ss_within = ss_total - ss_user
+    ss_residual = ss_within - ss_prompt
+    df_prompt, df_residual = n_prompts - 1, (n_users - 1) * (n_prompts - 1)
+    f_value = (ss_prompt / df_prompt) / (ss_residual / df_residual) if ss_residual > 0 else float("inf")
+    rng = np.random.default_rng(seed)
+    correlations = []
+    for _ in range(splits):
+        order = rng.permutation(n_users)
+        halves = [y[order[: n_users // 2]], y[order[n_users // 2:]]]
+        effects = [h.mean(axis=0) - h.mean() for h in halves]
+        if min(np.std(e) for e in effects) > 0:
+            correlations.append(float(np.corrcoef(*effects)[0, 1]))
+    correlations = np.array(correlations)
+    prompt_means = y.mean(axis=0)
+    return {
+        "users": n_users,
+        "prompts": n_prompts,
+        "user_share": ss_user / ss_total if ss_total else float("nan"),
+        "prompt_share_within_user": ss_prompt / ss_within if ss_within else float("nan"),
+        "interaction_share_within_user": ss_residual / ss_within if ss_within else float("nan"),
+        "prompt_f_p": float(stats.f.sf(f_value, df_prompt, df_residual)) if np.isfinite(f_value) else 0.0,
+        "split_half_r": float(correlations.mean()) if len(correlations) else float("nan"),
+        "split_half_positive": float((correlations > 0).mean()) if len(correlations) else float("nan"),
+        "prompt_spread": float(prompt_means.max() - prompt_means.min()),
+        "per_user_headroom": float((y.max(axis=1) - y.mean(axis=1)).mean()),  # best prompt minus the mean, per user
+    }
+
+
+def prompts(n: int, seed: int) -> list[tuple[int, ...]]:
+    """The hand-written prompt and ``n - 1`` distinct random ones (seeded)."""
+    rng, chosen = np.random.default_rng(seed), [tuple(pa.HAND_WRITTEN)]
+    while len(chosen) < n:
+        actions = tuple(int(rng.integers(size)) for size in pa.ACTION_SIZES)
+        if actions not in chosen:
+            chosen.append(actions)
+    return chosen
+
+
+COLUMNS = [("recommender", "recommender"), ("model", "model"), ("negatives", "negatives"), ("users", "users"),
+           ("prompts", "prompts"), ("ndcg", "NDCG@10"), ("ndcg_hand_written", "hand-written"),
+           ("ndcg_popularity", "popularity"), ("user_share", "user share"),
+           ("prompt_share_within_user", "prompt share within user"), ("prompt_f_p", "prompt F p"),
+           ("split_half_r", "split-half r"), ("split_half_positive", "r > 0 in splits"),
+           ("interaction_share_within_user", "interaction share within user"), ("prompt_spread", "best-worst prompt"),
+           ("per_user_headroom", "per-user best - mean"), ("unparsable", "unparsable"),
+           ("s_per_ranking", "s per ranking"), ("load", "load")]
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(label for _, label in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        cells = []
+        for key, _ in COLUMNS:
+            value = row.get(key, "")
+            cells.append(f"{value:.3f}" if isinstance(value, float) else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=40)
-    parser.add_argument("--prompts", type=int, default=12, help="random prompts per user")
+    parser.add_argument("--users", type=int, default=24)
+    parser.add_argument("--prompts", type=int, default=11, help="prompts per user: hand-written + random ones")
+    parser.add_argument("--recommenders", nargs="+", default=["llm-score", "llm-calibrated"])
+    parser.add_argument("--models", nargs="+", default=["smollm2-135m"])
+    parser.add_argument("--negatives", nargs="+", default=["uniform", "popularity"])
+    parser.add_argument("--dataset", default="movielens-100k")
     parser.add_argument("--seed", type=int, default=123)
-    parser.add_argument("--out", default="results/rpp-prompt-variance.csv")
+    parser.add_argument("--out", default="results/rpp-variance")
     args = parser.parse_args()
 
-    from abgym.envs.prompt_personalization import parallel_env
+    from abgym.envs.llm_recommender import PopularityRecommender
+    from abgym.envs.prompt_personalization import (
+        PromptTask, load_data, load_language_model, make_config, make_recommender,
+    )
+    from abgym.envs.prompt_personalization import HashingEmbedder
+    from abgym.metrics import ranking_metrics
     from abgym.paths import atomic_write
 
-    env = parallel_env({"max_users": args.users, "embedder": "hashing"})  # scores only: no sentence embeddings
-    rng = np.random.default_rng(args.seed)
-    rows, started = [], time.perf_counter()
-    for case in env.users:
-        for _ in range(args.prompts):
-            actions = tuple(int(rng.integers(n)) for n in pa.ACTION_SIZES)
-            metrics = env.task.evaluate(case, actions).metrics
-            rows.append({"user": case.user_id, **dict(zip(pa.PATTERNS, actions)), "ndcg@10": metrics["ndcg@10"]})
-    env.close()
-    frame = pd.DataFrame(rows)
-    with atomic_write(args.out, "w") as handle:
-        frame.to_csv(handle, index=False)
-    print(f"{len(frame)} rankings ({len(env.users)} train users x {args.prompts} random prompts) in "
-          f"{time.perf_counter() - started:.0f} s; NDCG@10 mean {frame['ndcg@10'].mean():.3f}, "
-          f"variance {frame['ndcg@10'].var(ddof=0):.4f}")
-    for label, factors in (("user", ["user"]), ("patterns", list(pa.PATTERNS)),
-                           ("user + patterns", ["user", *pa.PATTERNS])):
-        share, adjusted, parameters = r_squared(frame, factors)
-        print(f"  R^2 {label:16s} {share:.3f}, adjusted {adjusted:.3f}  ({parameters} parameters)")
-    within_user = frame["ndcg@10"] - frame.groupby("user")["ndcg@10"].transform("mean")
-    print("NDCG@10 relative to the user's mean, per option (count):")
-    for pattern in pa.PATTERNS:
-        effects = within_user.groupby(frame[pattern]).agg(["mean", "count"])
-        cells = ", ".join(f"{option}: {row['mean']:+.3f} ({int(row['count'])})" for option, row in effects.iterrows())
-        print(f"  {pattern:9s} {cells}")
+    os.makedirs(args.out, exist_ok=True)
+    chosen = prompts(args.prompts, args.seed)
+    results = []
+    for model_name in args.models:
+        language_model = load_language_model(model_name)
+        for negatives in args.negatives:
+            config = make_config({"dataset": args.dataset, "negatives": negatives, "language_model": model_name})
+            data = load_data(config)
+            cases = data.split("train")[: args.users]
+            popularity = PopularityRecommender()
+            pop_ndcg = float(np.mean([ranking_metrics(popularity.rank("", [], PromptTask(data, popularity,
+                                      HashingEmbedder()).context(c, pa.HAND_WRITTEN)).order, c.target_index)["ndcg@10"]
+                                      for c in cases]))
+            for kind in args.recommenders:
+                recommender = make_recommender({**config, "recommender": kind}, language_model, data.dataset.domain)
+                task = PromptTask(data, recommender, HashingEmbedder())  # scores only: no sentence embeddings
+                rows, computed_s, load_before = [], 0.0, os.getloadavg()[0]
+                started = time.perf_counter()
+                for case in cases:
+                    for index, actions in enumerate(chosen):
+                        hits = recommender.stats.cache_hits
+                        t = time.perf_counter()
+                        outcome = task.evaluate(case, actions)
+                        if recommender.stats.cache_hits == hits:
+                            computed_s += time.perf_counter() - t
+                        rows.append({"user": case.user_id, "prompt": index, "actions": actions,
+                                     "ndcg@10": outcome.metrics["ndcg@10"], "parsed": outcome.ranking.parsed})
+                recommender.flush()
+                frame = pd.DataFrame(rows)
+                name = f"{kind}-{model_name}-{negatives}"
+                with atomic_write(os.path.join(args.out, f"rankings-{name}.csv"), "w") as handle:
+                    frame.to_csv(handle, index=False)
+                computed = recommender.stats.calls - recommender.stats.cache_hits
+                entry = {"recommender": kind, "model": model_name, "negatives": negatives,
+                         "ndcg": float(frame["ndcg@10"].mean()),
+                         "ndcg_hand_written": float(frame.loc[frame["prompt"] == 0, "ndcg@10"].mean()),
+                         "ndcg_popularity": pop_ndcg, **decompose(frame),
+                         "unparsable": int((~frame["parsed"]).sum()),
+                         "s_per_ranking": computed_s / computed if computed else float("nan"),
+                         "computed_rankings": int(computed), "wall_s": time.perf_counter() - started,
+                         "load": f"{load_before:.1f}-{os.getloadavg()[0]:.1f}"}
+                results.append(entry)
+                print(markdown([entry]), flush=True)
+                with atomic_write(os.path.join(args.out, "decomposition.csv"), "w") as handle:
+                    pd.DataFrame(results).to_csv(handle, index=False)
+                with atomic_write(os.path.join(args.out, "decomposition.md"), "w") as handle:
+                    handle.write(markdown(results))
+    print(markdown(results))
 
 
 if __name__ == "__main__":

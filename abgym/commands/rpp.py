@@ -8,7 +8,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="movielens-100k",
                         help="movielens-100k, synthetic, or a RecBole folder / .inter file with an item title field")
     parser.add_argument("--data-path", default=None, help="folder of MovieLens-100K if it is not found on its own")
-    parser.add_argument("--recommender", default="llm-score", choices=["llm-score", "llm-generate", "synthetic"])
+    parser.add_argument("--recommender", default="llm-score",
+                        choices=["llm-score", "llm-calibrated", "llm-generate", "synthetic"],
+                        help="how the LLM ranks: title likelihood (llm-score), likelihood minus the title's prior "
+                             "after a neutral prompt (llm-calibrated), or a generated list (llm-generate)")
+    parser.add_argument("--model", default="smollm2-135m", choices=["smollm2-135m", "gemma3-270m"],
+                        help="the local LLM (gemma3-270m: base model, Gemma Terms of Use)")
+    # The choices are abgym.data.recommendation.NEGATIVE_PROTOCOLS, spelled out so that `--help` stays light.
+    parser.add_argument("--negatives", default="popularity", choices=["popularity", "uniform", "popularity-weighted"],
+                        help="candidate negatives: from the target's popularity band (default; popularity alone "
+                             "cannot find the target), uniform over unseen items (the RPP paper's), or in "
+                             "proportion to popularity")
+    parser.add_argument("--domain", default=None, choices=["movies", "music", "games", "products"],
+                        help="wording of the prompts; default: guessed from the dataset's name and item fields")
     parser.add_argument("--embedder", default="minilm", choices=["minilm", "hashing"])
     parser.add_argument("--rounds", type=int, default=3, help="prompt refinements per episode")
     parser.add_argument("--train-users", type=int, default=200)
@@ -70,7 +82,8 @@ def _train(args) -> int:
     from abgym.envs.prompt_personalization import parallel_env
 
     config = {"dataset": args.dataset, "data_path": args.data_path, "recommender": args.recommender,
-              "embedder": args.embedder, "rounds": args.rounds, "max_users": args.train_users}
+              "embedder": args.embedder, "rounds": args.rounds, "max_users": args.train_users,
+              "negatives": args.negatives, "language_model": args.model, "domain": args.domain}
     env = parallel_env(config)
     validation = parallel_env({**config, "split": "validation", "max_users": args.validation_users}, task=env.task)
     agent = RPPAgent(env.task.dim, RPPConfig(learning_rate=args.learning_rate, reward_baseline=args.reward_baseline,
@@ -93,6 +106,7 @@ def _evaluate(args) -> int:
 
     settings = EvaluationSettings(
         dataset=args.dataset, data_path=args.data_path, recommender=args.recommender, embedder=args.embedder,
+        negatives=args.negatives, language_model=args.model, domain=args.domain,
         seeds=tuple(args.seeds), n_train=args.train_users, n_validation=args.validation_users,
         n_test=args.test_users, rounds=args.rounds, episodes=args.episodes, learning_rate=args.learning_rate,
         n_search_users=args.search_users, n_enumeration_users=args.enumeration_users,

@@ -100,14 +100,21 @@ def find_title_field(columns, path: Path, title_field: str | None = None) -> str
     )
 
 
-def guess_domain(dataset_name: str, title_field: str) -> str:
-    text = f"{dataset_name} {title_field}".lower()
-    if any(w in text for w in ("movie", "ml-", "film", "netflix")):
-        return "movies"
-    if any(w in text for w in ("music", "lastfm", "artist", "track", "song")):
-        return "music"
-    if "game" in text:
-        return "games"
+# Words in a dataset's name or its .item fields that say which prompt wording fits (checked in this order).
+DOMAIN_WORDS = (
+    ("movies", ("movie", "ml-", "film", "netflix", "director", "imdb")),
+    ("music", ("music", "lastfm", "artist", "track", "song", "album")),
+    ("games", ("game", "steam", "platform", "developer", "publisher")),
+)
+
+
+def guess_domain(dataset_name: str, title_field: str, fields=()) -> str:
+    """movies, music or games when the dataset's name, title field or other ``.item`` fields name one (e.g. Steam's
+    ``publisher``, LastFM's ``artist_name``), else products (the generic wording: Amazon's ``brand``, ``price``)."""
+    text = " ".join([dataset_name, title_field, *fields]).lower()
+    for domain, words in DOMAIN_WORDS:
+        if any(w in text for w in words):
+            return domain
     return "products"
 
 
@@ -176,4 +183,5 @@ def load_recbole(
             "used", inter_path, int(untitled.sum()), len(frame), frame.loc[untitled, "item"].nunique(),
             frame.loc[untitled, "item"].iloc[0], item_path)
     name = inter_path.stem
-    return RatingsDataset(name, domain or guess_domain(name, title), frame, titles, source=str(inter_path))
+    return RatingsDataset(name, domain or guess_domain(name, title, list(items.columns)), frame, titles,
+                          source=str(inter_path))

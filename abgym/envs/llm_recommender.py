@@ -4,10 +4,16 @@ Every recommender answers ``rank(prompt, candidates, context) -> Ranking``. The 
 ``context`` (the user case and the prompt's actions) is there for the baselines and for the synthetic recommender
 of the tests, which needs to know the target to make a problem whose best prompt is known.
 
-The LLM has two modes:
+The LLM has three modes:
 - ``"score"`` (default): the likelihood of each candidate title as the model's answer to the prompt
   (``LanguageModel.rank``, mean log-probability per token, chat template); always a full ranking. The prompt does not
   list the candidates in this mode (``lists_candidates``).
+- ``"calibrated"``: the same likelihood minus the title's likelihood after a neutral prompt that says nothing about
+  the user (``neutral_prompt``: "Recommend a movie." and the answer cue), i.e. log p(title | prompt) -
+  log p(title | neutral), per token. A title's prior likelihood (short, famous, well-tokenized titles are likely
+  after any prompt) is the same for every prompt and user, so it dominates plain scoring and drowns what the prompt
+  says; calibration leaves only what the prompt adds (the pointwise mutual information, as in "Calibrate Before
+  Use", Zhao et al. 2021). The priors are computed once per title and kept in memory.
 - ``"generate"``: the model writes an answer, parsed as an ordered list of candidate numbers or titles. Candidates it
   does not mention are not ranked; an answer naming none is *unparsable*: it scores 0 and is counted in ``stats``.
 
@@ -63,6 +69,8 @@ def ranking_key(model_id: str, mode: str, prompt: str, candidates: Sequence[str]
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+MODES = ("score", "calibrated", "generate")
+
 _NUMBER = re.compile(r"(?<![\d.])(\d{1,3})(?![\d])")
 
 
@@ -102,18 +110,21 @@ class LLMRecommender:
         model_id: str | None = None,
         flush_every: int = 200,
         chat: bool = True,
+        neutral_prompt: str = "Recommend a movie.\nAnswer:",
     ):
-        if mode not in ("score", "generate"):
-            raise ValueError(f"unknown LLM ranking mode {mode!r}; choose 'score' or 'generate'")
+        if mode not in MODES:
+            raise ValueError(f"unknown LLM ranking mode {mode!r}; choose from {MODES}")
         if by not in ("mean", "sum"):
             raise ValueError(f"unknown likelihood aggregate {by!r}; choose 'mean' or 'sum'")
         self.lm = language_model
         self.mode, self.by, self.max_new_tokens, self.chat = mode, by, max_new_tokens, chat
+        self.neutral_prompt = neutral_prompt
+        self._priors: dict[str, tuple[float, int]] = {}  # title -> (sum log p(title | neutral), tokens)
         self.model_id = model_id or getattr(language_model, "name", None) or type(language_model).__name__
         self.name = f"llm-{mode}"
         # Scoring gives the candidates as the answers to score, so the prompt need not list them (see
         # prompt_actions.assemble_prompt); a generated answer can only name candidates the prompt lists.
-        self.lists_candidates = mode == "generate"
+        self.lists_candidates = mode == "generate"  # (calibrated scoring scores them as answers too)
         self.stats = RankerStats()
         self.store = JsonStore(cache_path) if cache_path else None
         self.cache_path = self.store.path if self.store is not None else None
@@ -123,7 +134,10 @@ class LLMRecommender:
 
     def rank(self, prompt: str, candidates: Sequence[str], context: RankingContext | None = None) -> Ranking:
         self.stats.calls += 1
-        key = ranking_key(self.model_id, f"{self.mode}/{self.by}" + ("" if self.chat else "/raw"), prompt, candidates)
+        mode_key = f"{self.mode}/{self.by}" + ("" if self.chat else "/raw")
+        if self.mode == "calibrated":
+            mode_key += "/" + self.neutral_prompt
+        key = ranking_key(self.model_id, mode_key, prompt, candidates)
         if key not in self._cache and self.store is not None:
             stored = self.store.get(key)  # another process may have ranked it since this one started
             if stored is not None:
@@ -142,7 +156,28 @@ class LLMRecommender:
             self.stats.partial += 1
         return Ranking(tuple(int(i) for i in order), bool(parsed), answer)
 
+    def _continuations(self, candidates: Sequence[str]) -> list[str]:
+        return list(candidates) if self.chat else [f" {c}" for c in candidates]  # raw text: after "Answer:" a space
+
+    def prior(self, candidates: Sequence[str]) -> np.ndarray:
+        """Sum log p(title | neutral prompt) per candidate (memoised per title) for calibrated scoring."""
+        missing = [c for c in dict.fromkeys(candidates) if c not in self._priors]
+        if missing:
+            result = self.lm.score(self.neutral_prompt, self._continuations(missing), chat=self.chat)
+            for title, total, count in zip(missing, result.sum_logprob, result.n_tokens):
+                self._priors[title] = (float(total), int(count))
+        return np.array([self._priors[c][0] for c in candidates])
+
+    def calibrated_scores(self, prompt: str, candidates: Sequence[str]) -> np.ndarray:
+        """log p(title | prompt) - log p(title | neutral prompt), per token (``by="mean"``) or in total."""
+        result = self.lm.score(prompt, self._continuations(candidates), chat=self.chat)
+        gain = result.sum_logprob - self.prior(candidates)
+        return gain / result.n_tokens if self.by == "mean" else gain
+
     def _rank_uncached(self, prompt: str, candidates: list[str]):
+        if self.mode == "calibrated":
+            order = np.argsort(-self.calibrated_scores(prompt, candidates), kind="stable")
+            return [int(i) for i in order], True, None
         if self.mode == "score":
             # The model's chat template makes the prompt the user's turn; each title is scored as the start of the
             # assistant's answer.

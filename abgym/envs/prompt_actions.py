@@ -135,6 +135,11 @@ def assemble_prompt(
     return f"{role}\n\n{history_intro}\n{numbered(history_titles)}\n\n{listed}{reasoning}\n{output}\n{ANSWER_CUE}"
 
 
+def neutral_prompt(domain: str = "movies") -> str:
+    """A prompt that says nothing about the user: calibrated scoring subtracts each title's likelihood after it."""
+    return f"Recommend a {domain_of(domain).noun}.\n{ANSWER_CUE}"
+
+
 def build_prompt(
     actions: Sequence[int],
     history_titles: Sequence[str],

@@ -33,7 +33,14 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from abgym.data.recommendation import RecommendationData, UserCase, prepare, synthetic_dataset
+from abgym.data.recommendation import (
+    NEGATIVE_PROTOCOLS,
+    RecommendationData,
+    UserCase,
+    check_negatives,
+    prepare,
+    synthetic_dataset,
+)
 from abgym.envs import prompt_actions as pa
 from abgym.envs.settings import merge_settings
 from abgym.envs.llm_recommender import (
@@ -47,7 +54,8 @@ from abgym.envs.llm_recommender import (
 from abgym.metrics import ranking_metrics
 
 AGENTS = pa.PATTERNS  # role, history, reasoning, format
-RECOMMENDERS = ("llm-score", "llm-generate", "popularity", "random-ranking", "synthetic")
+RECOMMENDERS = ("llm-score", "llm-calibrated", "llm-generate", "popularity", "random-ranking", "synthetic")
+LANGUAGE_MODELS = ("smollm2-135m", "gemma3-270m")
 EMBEDDERS = ("minilm", "hashing")
 
 
@@ -61,6 +69,10 @@ def default_config() -> dict:
         "like_threshold": 4.0,  # a rating at least this counts as liked
         "min_history": 5,  # liked items needed before the target
         "n_candidates": 10,  # the target and n - 1 seeded negatives
+        # how the negatives are drawn (abgym.data.recommendation): "popularity" (from the target's popularity band,
+        # so popularity alone cannot find the target: see docs/rpp.md for why this is the default), "uniform"
+        # (unseen items uniformly, the RPP paper's protocol) or "popularity-weighted" (in proportion to counts)
+        "negatives": "popularity",
         "data_seed": 0,  # negatives, candidate positions, user split
         "split_fractions": (0.6, 0.2, 0.2),  # train, validation, test users
         "split": "train",  # whose users episodes draw: train | validation | test | all
@@ -68,6 +80,8 @@ def default_config() -> dict:
         "rounds": 3,  # prompt refinements per episode
         "initial_actions": pa.HAND_WRITTEN,  # the prompt shown in the first observation
         "recommender": "llm-score",  # one of RECOMMENDERS
+        "language_model": "smollm2-135m",  # smollm2-135m (instruct) | gemma3-270m (base; Gemma Terms of Use)
+        "llm_chat": None,  # score through the chat template; None: yes for SmolLM2-Instruct, no for base Gemma
         "embedder": "minilm",  # minilm (all-MiniLM-L6-v2) | hashing (fast path for tests, not for results)
         "ranking_cache": True,  # keep LLM rankings on disk under the abgym cache
         "synthetic_best_actions": (3, 2, 7, 1),  # the known best prompt of the synthetic recommender
@@ -80,6 +94,11 @@ def make_config(config: dict | None = None, **settings) -> dict:
                             see="abgym.envs.prompt_personalization.default_config()")
     if merged["recommender"] not in RECOMMENDERS:
         raise ValueError(f"unknown recommender {merged['recommender']!r}; choose from {RECOMMENDERS}")
+    check_negatives(merged["negatives"])
+    if merged["language_model"] not in LANGUAGE_MODELS:
+        raise ValueError(f"unknown language_model {merged['language_model']!r}; choose from {LANGUAGE_MODELS}")
+    if merged["llm_chat"] not in (None, True, False):
+        raise ValueError(f"config 'llm_chat' must be True, False or None (the model's default), got {merged['llm_chat']!r}")
     if merged["embedder"] not in EMBEDDERS:
         raise ValueError(f"unknown embedder {merged['embedder']!r}; choose from {EMBEDDERS}")
     for key, minimum in (("rounds", 1), ("min_history", 1), ("n_candidates", 2), ("data_seed", 0)):
@@ -141,6 +160,7 @@ def load_data(config: dict) -> RecommendationData:
         n_candidates=config["n_candidates"],
         fractions=config["split_fractions"],
         seed=config["data_seed"],
+        negatives=config["negatives"],
     )
 
 
@@ -152,7 +172,20 @@ def make_embedder(kind: str):
     return Embedder()
 
 
-def make_recommender(config: dict, language_model=None):
+def load_language_model(name: str):
+    """The shared language model called ``name`` (LANGUAGE_MODELS), loaded offline from its PyPI package."""
+    if name == "gemma3-270m":
+        from abgym.llm.gemma import load_gemma
+
+        return load_gemma()
+    from abgym.llm import LanguageModel
+
+    return LanguageModel.load()
+
+
+def make_recommender(config: dict, language_model=None, domain: str | None = None):
+    """The recommender of ``config``; ``domain`` (default: the config's, else movies) words calibration's neutral
+    prompt."""
     kind = config["recommender"]
     if kind == "popularity":
         return PopularityRecommender()
@@ -161,17 +194,19 @@ def make_recommender(config: dict, language_model=None):
     if kind == "synthetic":
         return SyntheticPromptRecommender(config["synthetic_best_actions"], seed=config["data_seed"])
     if language_model is None:
-        from abgym.llm import LanguageModel
-
-        language_model = LanguageModel.load()
+        language_model = load_language_model(config["language_model"])
     mode = kind.split("-", 1)[1]
+    chat = config["llm_chat"]
+    if chat is None:  # a base model has no chat turn to answer in (measured: docs/rpp.md)
+        chat = "gemma" not in str(getattr(language_model, "name", "")).lower()
     cache_path = None
     if config["ranking_cache"]:
         from abgym.paths import cache_dir
 
         model_id = re.sub(r"[^A-Za-z0-9._-]+", "_", str(getattr(language_model, "name", type(language_model).__name__)))
-        cache_path = cache_dir("rpp") / f"rankings-{model_id}-{mode}.json"
-    return LLMRecommender(language_model, mode=mode, cache_path=cache_path)
+        cache_path = cache_dir("rpp") / f"rankings-{model_id}-{mode}{'' if chat else '-raw'}.json"
+    neutral = pa.neutral_prompt(domain or config["domain"] or "movies")
+    return LLMRecommender(language_model, mode=mode, cache_path=cache_path, chat=chat, neutral_prompt=neutral)
 
 
 @dataclass
@@ -275,9 +310,10 @@ class PromptPersonalizationParallelEnv(ParallelEnv):
         self.render_mode = render_mode
         if task is None:
             data = load_data(self.config)
+            domain = self.config["domain"] or data.dataset.domain
             task = PromptTask(
-                data, make_recommender(self.config, language_model), make_embedder(self.config["embedder"]),
-                self.config["domain"],
+                data, make_recommender(self.config, language_model, domain), make_embedder(self.config["embedder"]),
+                domain,
             )
         self.task = task
         users = task.data.split(self.config["split"])

@@ -38,7 +38,10 @@ METRICS = ("ndcg@10", "hr@1", "hr@3")
 class EvaluationSettings:
     dataset: str = "movielens-100k"
     data_path: str | None = None
-    recommender: str = "llm-score"  # llm-score | llm-generate | synthetic (fast check of the pipeline)
+    recommender: str = "llm-score"  # llm-score | llm-calibrated | llm-generate | synthetic (fast pipeline check)
+    language_model: str = "smollm2-135m"  # smollm2-135m | gemma3-270m
+    negatives: str = "popularity"  # candidate protocol: popularity | uniform | popularity-weighted
+    domain: str | None = None  # prompt wording: movies | music | games | products; None: the dataset's
     embedder: str = "minilm"
     seeds: tuple[int, ...] = (0, 1, 2)
     n_train: int = 200  # train users RPP learns on
@@ -144,14 +147,19 @@ def run_evaluation(settings: EvaluationSettings, out: str | Path, *, language_mo
     started = time.perf_counter()
     config = make_config(
         {"dataset": settings.dataset, "data_path": settings.data_path, "recommender": settings.recommender,
-         "embedder": settings.embedder, "rounds": settings.rounds}
+         "embedder": settings.embedder, "rounds": settings.rounds, "negatives": settings.negatives,
+         "language_model": settings.language_model, "domain": settings.domain}
     )
     data = load_data(config)
-    recommender = make_recommender(config, language_model)
-    task = PromptTask(data, recommender, make_embedder(settings.embedder))
+    domain = settings.domain or data.dataset.domain
+    recommender = make_recommender(config, language_model, domain)
+    task = PromptTask(data, recommender, make_embedder(settings.embedder), domain)
+    # Every row, summary line and table says which protocol and recommender made it.
+    labels = {"negatives": data.negatives, "recommender": recommender.name,
+              "model": getattr(recommender, "model_id", "none"), "domain": domain}
     test = data.split("test")[: settings.n_test]
     _say(f"data {data.dataset.name}: {data.dataset.n_users} users, {data.dataset.n_items} items; cases "
-         f"{ {k: len(v) for k, v in data.cases.items()} }; test users used {len(test)}; recommender {recommender.name}",
+         f"{ {k: len(v) for k, v in data.cases.items()} }; test users used {len(test)}; recommender {recommender.name}; negatives {data.negatives}; domain {domain}",
          quiet)
     # Embed every title once up front (MiniLM caches them on disk).
     titles = sorted({i for c in data.split("all") for i in c.candidates + c.history[-20:]})
@@ -217,6 +225,7 @@ def run_evaluation(settings: EvaluationSettings, out: str | Path, *, language_mo
         llm_stats = asdict(recommender.stats) if hasattr(recommender, "stats") else {}
         run = {
             "settings": asdict(settings),
+            "protocol": labels,
             "completed_stage": stage,
             "best_fixed_prompt": state["best"],
             "best_fixed_train_ndcg": state["best_train"],
@@ -229,7 +238,8 @@ def run_evaluation(settings: EvaluationSettings, out: str | Path, *, language_mo
             "machine": f"{platform.machine()} ({os.cpu_count()} CPUs), torch threads {torch.get_num_threads()}",
             "training": training_logs,
         }
-        write_outputs(out, rows, summarize(rows, [c.user_id for c in bound_users]), run, training_logs, atomic_write)
+        write_outputs(out, rows, summarize(rows, [c.user_id for c in bound_users]), run, training_logs, atomic_write,
+                      labels)
         state["run"] = run
         _say(f"saved after {stage} ({run['total_s'] / 60:.1f} min, LLM {llm_stats})", quiet)
 
@@ -314,7 +324,7 @@ def run_evaluation(settings: EvaluationSettings, out: str | Path, *, language_mo
         timed("enumeration", enumerate_all)
         save("enumeration")
 
-    summary = summarize(rows, [c.user_id for c in bound_users])
+    summary = [{**entry, **labels} for entry in summarize(rows, [c.user_id for c in bound_users])]
     run = state["run"]
     _say(f"done in {run['total_s'] / 60:.1f} min; results in {out}", quiet)
     return {"summary": summary, "run": run, "rows": rows}
@@ -373,8 +383,15 @@ def summarize(rows: list[dict], bound_user_ids: list[str]) -> list[dict]:
     return summary
 
 
-def markdown_table(summary: list[dict]) -> str:
-    lines = [
+def caption(labels: dict) -> str:
+    return (f"Candidates: {labels['negatives']} negatives; recommender {labels['recommender']} "
+            f"({labels['model']}); prompts for {labels['domain']}.")
+
+
+def markdown_table(summary: list[dict], labels: dict | None = None) -> str:
+    if labels is None and summary and "negatives" in summary[0]:
+        labels = {k: summary[0][k] for k in ("negatives", "recommender", "model", "domain")}
+    lines = ([caption(labels), ""] if labels else []) + [
         "| method | users | NDCG@10 [95% CI] | NDCG@10 minus hand-written, paired [95% CI] | HR@1 [95% CI] "
         "| HR@3 [95% CI] | NDCG@10 per seed | NDCG@10 on enumeration users |",
         "|---|---|---|---|---|---|---|---|",
@@ -393,15 +410,16 @@ def markdown_table(summary: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(out: Path, rows, summary, run, training_logs, atomic_write) -> None:
+def write_outputs(out: Path, rows, summary, run, training_logs, atomic_write, labels: dict | None = None) -> None:
     import pandas as pd
 
+    labels = labels or {}
     with atomic_write(out / "per_user.csv", "w") as handle:
-        pd.DataFrame(rows).to_csv(handle, index=False)
+        pd.DataFrame(rows).assign(**labels).to_csv(handle, index=False)
     with atomic_write(out / "summary.csv", "w") as handle:
-        pd.DataFrame(summary).to_csv(handle, index=False)
+        pd.DataFrame(summary).assign(**labels).to_csv(handle, index=False)
     with atomic_write(out / "summary.md", "w") as handle:
-        handle.write(markdown_table(summary))
+        handle.write(markdown_table(summary, labels or None))
     with atomic_write(out / "run.json", "w") as handle:
         json.dump(run, handle, indent=2, default=str)
     plot(out, summary, training_logs)
