@@ -262,12 +262,15 @@ def policy_support(log, action_dist) -> dict:
     when deterministic). ``effective_rows``: Kish's effective sample size of the importance weights, (sum w)^2 /
     sum w^2. ``supported_clicks``: logged clicks on items the policy could have shown (weight > 0); with none, every
     weighted estimate is 0 and its bootstrap interval collapses to [0, 0]: no evidence, not a measured zero.
+    ``favoured_clicks``: logged clicks the policy was at least as likely as the logger to show (weight >= 1): the
+    clicks that carry an estimate (one such click at weight 76 is 2.5 points of CTR on 3,000 rows).
     """
     dist = np.broadcast_to(at_logged_position(action_dist, log.position), (log.n_rounds, log.n_actions))
     weight = dist[np.arange(log.n_rounds), log.action] / log.pscore
     return {"top_item_probability": float(dist.max(axis=1).mean()),
             "effective_rows": float(weight.sum() ** 2 / max((weight ** 2).sum(), 1e-300)),
-            "supported_clicks": int(log.reward[weight > 0].sum())}
+            "supported_clicks": int(log.reward[weight > 0].sum()),
+            "favoured_clicks": int(log.reward[weight >= 1 - 1e-12].sum())}
 
 
 def agents_table(result: dict) -> str:
@@ -277,14 +280,15 @@ def agents_table(result: dict) -> str:
         by_policy.setdefault(row["policy"], {})[row["estimator"]] = row
     support = result.get("support", {})
     lines = ["| policy | " + " | ".join(f"{name} [95% CI]" for name in ESTIMATORS)
-             + " | top-item probability | effective rows | supported clicks |",
-             "|---|" + "---|" * (len(ESTIMATORS) + 3)]
+             + " | top-item probability | effective rows | clicks w>0 | clicks w>=1 |",
+             "|---|" + "---|" * (len(ESTIMATORS) + 4)]
     for policy, cells in by_policy.items():
         row = support.get(policy, {})
         lines.append(f"| {policy} | " + " | ".join(
             f"{_pct(cells[e]['estimate'])} [{_pct(cells[e]['ci_low'])}, {_pct(cells[e]['ci_high'])}]"
             for e in ESTIMATORS) + f" | {row.get('top_item_probability', float('nan')):.3f}"
-            f" | {row.get('effective_rows', float('nan')):.0f} | {row.get('supported_clicks', '')} |")
+            f" | {row.get('effective_rows', float('nan')):.0f} | {row.get('supported_clicks', '')}"
+            f" | {row.get('favoured_clicks', '')} |")
     return "\n".join(lines)
 
 
