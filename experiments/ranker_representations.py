@@ -44,6 +44,7 @@ from abgym.ranker.hidden_states import CACHED_LAYERS, POOLINGS, HiddenStateEmbed
 from abgym.ranker.ranker import ALGORITHM_1, ContentRanker, RankerConfig, representation_blocks  # noqa: E402
 
 RIDGES = (1.0, 10.0, 100.0)
+NGRAM_ALPHAS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 N_FOLDS = 5
 
 
@@ -114,6 +115,11 @@ def cv_score(features, representation, standardize, ridge, train, folds, seed=0)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cv-only", action="store_true", help="choose by CV and stop: never touch the test split")
+    parser.add_argument("--stage", choices=["all", "ngram", "hidden"], default="all",
+                        help="ngram / hidden: only that part of the CV (run both side by side, then 'all' with "
+                             "--reuse to merge them and score the test split)")
+    parser.add_argument("--reuse", nargs="*", default=[], help="JSON outputs of earlier runs whose CV scores are "
+                                                               "reused instead of recomputed")
     parser.add_argument("--layers", type=int, nargs="*", default=list(CACHED_LAYERS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="results/ranker_representations.json")
@@ -127,8 +133,15 @@ def main(argv=None) -> int:
     test = load_experiments(split="test", merge_identical=merge)
     features = Features(train + test)
     folds = np.array([hash_group(e.test_id + "/cv", N_FOLDS) for e in train])
-    result = {"n_train": len(train), "n_test": len(test), "cv": {}, "machine": os.uname().nodename}
+    result = {"n_train": len(train), "n_test": len(test), "cv": {}, "machine": os.uname().nodename,
+              "stage": args.stage}
     out = Path(args.out)
+    reused: dict = {}
+    for path in args.reuse:
+        earlier = json.loads(Path(path).read_text())
+        reused.update(earlier.get("cv", {}))
+        if "ngram_alpha" in earlier:
+            reused["ngram"] = (earlier["ngram_alpha"], earlier["ngram_cv"])
 
     def save():
         result["seconds"] = time.time() - started
@@ -140,8 +153,9 @@ def main(argv=None) -> int:
         for standardize in standardize_options:
             for ridge in ridges:
                 t0 = time.time()
-                score = cv_score(features, representation, standardize, ridge, train, folds, args.seed)
                 key = f"{representation} std={standardize} ridge={ridge:g}"
+                score = reused[key] if key in reused else cv_score(features, representation, standardize, ridge,
+                                                                    train, folds, args.seed)
                 result["cv"][key] = score
                 print(f"CV {key:<48} spearman {score:+.4f} ({time.time() - t0:.0f} s)", flush=True)
                 if best is None or score > best[0]:
@@ -149,13 +163,22 @@ def main(argv=None) -> int:
         save()
         return best
 
-    ngram_alpha, ngram_scores = cross_validated_alpha(train, seed=args.seed)
-    result["ngram_alpha"], result["ngram_cv"] = ngram_alpha, ngram_scores
-    print(f"CV char n-gram ridge baseline: alpha {ngram_alpha} {ngram_scores}", flush=True)
     chosen = {}
     chosen["minilm"] = search("minilm", (False, True))
-    for combo in ("minilm+char", "minilm+word", "minilm+char+word"):
-        chosen[combo] = search(combo, (chosen["minilm"][1],))   # the dense block's standardisation as chosen alone
+    if args.stage in ("all", "ngram"):
+        # The baseline's alpha by the same CV (scores of alphas an earlier run measured are reused).
+        ngram_scores = {float(a): v for a, v in (reused.get("ngram") or (None, {}))[1].items()}
+        todo = [a for a in NGRAM_ALPHAS if a not in ngram_scores]
+        if todo:
+            ngram_scores.update(cross_validated_alpha(train, alphas=todo, seed=args.seed)[1])
+        ngram_alpha = max(ngram_scores, key=ngram_scores.get)
+        result["ngram_alpha"], result["ngram_cv"] = ngram_alpha, ngram_scores
+        print(f"CV char n-gram ridge baseline: alpha {ngram_alpha} {ngram_scores}", flush=True)
+        for combo in ("minilm+char", "minilm+word", "minilm+char+word"):
+            # the dense block's standardisation as chosen for it alone
+            chosen[combo] = search(combo, (chosen["minilm"][1],))
+        if args.stage == "ngram":
+            return 0
     # The language model: layer, pooling and standardisation by CV at the middle ridge, then the ridge for the best
     # of them; then that one with the others.
     hidden = {}
@@ -168,6 +191,8 @@ def main(argv=None) -> int:
     result["best_hidden"] = best_hidden
     for combo in (f"minilm+{best_hidden}", f"{best_hidden}+char", f"minilm+{best_hidden}+char"):
         chosen[combo] = search(combo, (hidden[best_hidden][1],))
+    if args.stage == "hidden":
+        return 0
     winner = max(chosen, key=lambda n: chosen[n][0])
     result["chosen"] = {n: {"cv_spearman": s, "standardize": st, "ridge": r} for n, (s, st, r) in chosen.items()}
     result["winner_by_cv"] = winner

@@ -27,11 +27,12 @@ def test_cache_serves_every_layer_and_pooling(tiny, tmp_path, monkeypatch):
     monkeypatch.setenv("ABGYM_CACHE_DIR", str(tmp_path))
     texts = ["one headline", "another headline"]
     first = HiddenStateEmbedder(2, "mean", language_model=tiny, cached_layers=(1, 2)).encode(texts)
-    monkeypatch.setattr(HiddenStateEmbedder, "_compute", lambda *a, **k: pytest.fail("recomputed a cached text"))
-    other = HiddenStateEmbedder(1, "last", language_model=tiny, cached_layers=(1, 2))
-    fresh = other.encode(texts)  # computed in the same pass as the first call and stored then
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(HiddenStateEmbedder, "_compute", lambda *a, **k: pytest.fail("recomputed a cached text"))
+        other = HiddenStateEmbedder(1, "last", language_model=tiny, cached_layers=(1, 2))
+        fresh = other.encode(texts)  # computed in the same pass as the first call and stored then
+    assert (tmp_path / "embeddings" / "hidden-states-tiny-llama-seed=0" / "hidden-L1-last" / "vectors.sqlite").is_file()
     uncached = HiddenStateEmbedder(1, "last", language_model=tiny, cached_layers=(1, 2), cache=False)
-    monkeypatch.undo()
     np.testing.assert_allclose(uncached.encode(texts), fresh, atol=1e-6)
     np.testing.assert_allclose(HiddenStateEmbedder(2, "mean", language_model=tiny, cached_layers=(1, 2))
                                .encode(texts), first)

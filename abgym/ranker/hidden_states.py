@@ -12,6 +12,7 @@ The text is the bare headline (no chat template): the model reads it as it would
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -41,7 +42,8 @@ class HiddenStateEmbedder:
         self.layer, self.pooling, self.use_cache = layer, pooling, cache
         self._lm = language_model
         # The cache folder names the model's dtype: vectors of bfloat16 and float32 runs differ slightly.
-        self._tag = language_model.name.split("(")[-1].rstrip(")") if language_model is not None else "default"
+        self._folder = ("SmolLM2-135M-Instruct-default" if language_model is None
+                        else "hidden-states-" + re.sub(r"[^A-Za-z0-9_.=-]+", "-", language_model.name).strip("-"))
         self.dim = int(language_model.model.config.hidden_size) if language_model is not None else 576
         self.model_id = f"SmolLM2-135M-Instruct/hidden-L{layer}-{pooling}"
 
@@ -54,7 +56,7 @@ class HiddenStateEmbedder:
 
     def _caches(self) -> dict[tuple[int, str], EmbeddingCache]:
         return {(layer, pooling): EmbeddingCache(
-                    cache_dir("embeddings", f"SmolLM2-135M-Instruct-{self._tag}", f"hidden-L{layer}-{pooling}"),
+                    cache_dir("embeddings", self._folder, f"hidden-L{layer}-{pooling}"),
                     self.dim)
                 for layer in self.cached_layers for pooling in POOLINGS}
 
