@@ -98,6 +98,7 @@ class Embedder:
         with tqdm(total=len(items), desc="Embedding", unit="text", disable=not show_progress) as bar:
             for start in range(0, len(items), _STORE_EVERY):
                 chunk = items[start : start + _STORE_EVERY]
+                limit_torch_threads()  # the cores other processes leave free now
                 vectors = self.model.encode(
                     [text for _, text in chunk],
                     batch_size=self.batch_size,

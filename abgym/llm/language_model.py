@@ -151,6 +151,7 @@ class LanguageModel:
 
         prompt_ids, candidate_ids = self._score_inputs(prompt, continuations, chat)
         prompt_ids, dropped = self._fit_context(prompt_ids, max(len(ids) for ids in candidate_ids))
+        limit_torch_threads()  # the cores other processes leave free now (see abgym.llm._runtime)
         with torch.inference_mode():
             token_logprobs = self._score_with_shared_prompt(prompt_ids, candidate_ids)
         return _score_result(token_logprobs, dropped)
@@ -162,6 +163,7 @@ class LanguageModel:
         prompt_ids, candidate_ids = self._score_inputs(prompt, continuations, chat)
         prompt_ids, dropped = self._fit_context(prompt_ids, max(len(ids) for ids in candidate_ids))
         token_logprobs = []
+        limit_torch_threads()
         with torch.inference_mode():
             for ids in candidate_ids:
                 sequence = torch.tensor([prompt_ids + ids])
@@ -356,6 +358,7 @@ class LanguageModel:
             eos_token_id=self.tokenizer.eos_token_id,
             bos_token_id=self.tokenizer.bos_token_id,
         )
+        limit_torch_threads()
         with torch.inference_mode(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
