@@ -99,7 +99,8 @@ def mutated_files(draw):
     return bytes(data)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=mutated_files())
 def test_fuzzed_files_raise_only_the_documented_error(tmp_path, data):
     try:

@@ -59,6 +59,13 @@ def marketing_memory_terms(config: dict, n_worlds: int = 1) -> dict[str, tuple[f
     the real peak (defaults 1.30x; n_segments=3,000 1.28x; population_size=300,000 1.85x; arrivals_per_day=100,000
     0.96x; n_regimes=150 1.00x).
     """
+    try:
+        return _marketing_terms(config, n_worlds)
+    except OverflowError:  # a setting beyond what a float holds (10**400): far beyond any machine
+        return {"settings beyond a float's range": (float("inf"), "the settings that are whole numbers")}
+
+
+def _marketing_terms(config: dict, n_worlds: int) -> dict[str, tuple[float, str]]:
     segments, profiles = int(config["n_segments"]), int(config["population_size"])
     regimes, per_day = int(config["n_regimes"]), int(config["arrivals_per_day"])
     embedding, memory_len, slots = int(config["embedding_dim"]), int(config["memory_len"]), int(config["active_users"])

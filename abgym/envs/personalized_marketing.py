@@ -118,8 +118,8 @@ def make_config(config: dict | None = None, **settings) -> dict:
                             see="abgym.envs.personalized_marketing.default_config()")
     for key in _POSITIVE_INTS:
         value = merged[key]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"config {key!r} must be a positive whole number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value < 2**62:
+            raise ValueError(f"config {key!r} must be a positive whole number (below 2^62), got {value!r}")
     for key in _PROBABILITIES + _NON_NEGATIVE:
         value = merged[key]
         if not _is_finite_number(value):
@@ -146,8 +146,8 @@ def make_config(config: dict | None = None, **settings) -> dict:
                              "would be read as True)")
     for key in _SEEDS:
         value = merged[key]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"config {key!r} must be a whole number >= 0 (a seed), got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 2**63:
+            raise ValueError(f"config {key!r} must be a whole number >= 0 (a seed, below 2^63), got {value!r}")
     _check_variant_ctr(merged["variant_ctr"])
     weights = merged["reward_weights"]
     if not isinstance(weights, dict):
@@ -179,7 +179,7 @@ def _check_variant_ctr(value) -> None:
         return
     try:
         rates = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"config 'variant_ctr' must be None, 'ranker', 'recorded' or a list of rates, "
                          f"got {value!r}") from None
     if rates.ndim != 1 or rates.size == 0 or not np.isfinite(rates).all() or (rates < 0).any() or (rates > 1).any():

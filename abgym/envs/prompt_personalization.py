@@ -21,6 +21,7 @@ single-agent Gymnasium view (MultiDiscrete action, one per pattern) registered a
 from __future__ import annotations
 
 import copy
+import math
 import re
 import functools
 import zlib
@@ -108,8 +109,12 @@ def make_config(config: dict | None = None, **settings) -> dict:
     if not isinstance(merged["ranking_cache"], (bool, np.bool_)):
         raise ValueError(f"config 'ranking_cache' must be True or False, got {merged['ranking_cache']!r}")
     threshold = merged["like_threshold"]
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(threshold):
+    try:  # math, not numpy: a Python int beyond int64 is still a number; beyond a float, OverflowError
+        finite = not isinstance(threshold, bool) and isinstance(threshold, (int, float, np.integer, np.floating)) \
+            and math.isfinite(threshold)
+    except OverflowError:
+        finite = False
+    if not finite:
         raise ValueError(f"config 'like_threshold' must be a finite number (a rating), got {threshold!r}")
     pa.check_actions(merged["initial_actions"])
     return merged
