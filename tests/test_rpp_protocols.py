@@ -187,7 +187,23 @@ def test_command_line_takes_the_protocol(tmp_path, capsys):
     code = main(["rpp", "evaluate", "--dataset", "synthetic", "--recommender", "synthetic", "--embedder", "hashing",
                  "--negatives", "uniform", "--seeds", "0", "--train-users", "6", "--validation-users", "2",
                  "--test-users", "3", "--rounds", "1", "--episodes", "2", "--search-users", "2",
-                 "--enumeration-users", "1", "--no-ablation", "--no-rpp-plus", "--out", str(tmp_path)])
+                 "--enumeration-users", "0", "--no-ablation", "--no-rpp-plus", "--out", str(tmp_path)])
     assert code == 0 and "Candidates: uniform negatives" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["rpp", "evaluate", "--negatives", "hard", "--out", str(tmp_path)])
+
+
+def test_summary_pairs_with_the_best_fixed_prompt_too():
+    from abgym.studies.rpp_evaluation import markdown_table, summarize
+
+    rows = [{"method": m, "seed": 0, "user_id": u, "ndcg@10": v, "hr@1": 0, "hr@3": 0}
+            for m, values in (("hand-written", (0.2, 0.4, 0.6)), ("best-fixed", (0.3, 0.4, 0.8)),
+                              ("rpp", (0.5, 0.5, 0.8)))
+            for u, v in zip("abc", values)]
+    summary = {e["method"]: e for e in summarize(rows, [])}
+    assert summary["rpp"]["ndcg@10_vs_best_fixed"] == pytest.approx(0.1)  # 0.2, 0.1, 0.0
+    assert summary["rpp"]["ndcg@10_vs_hand_written"] == pytest.approx(0.2)
+    assert summary["best-fixed"]["ndcg@10_vs_best_fixed"] == 0.0
+    table = markdown_table(list(summary.values()))
+    assert "| rpp | 3 | 0.600 [" in table and "| +0.200 [" in table and "| +0.100 [" in table
+    assert table.count("(reference)") == 2

@@ -53,7 +53,8 @@ def register(subparsers) -> None:
     evaluate.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2])
     evaluate.add_argument("--test-users", type=int, default=100)
     evaluate.add_argument("--search-users", type=int, default=30, help="train users the best fixed prompt is found on")
-    evaluate.add_argument("--enumeration-users", type=int, default=3, help="test users all 675 prompts are tried on")
+    evaluate.add_argument("--enumeration-users", type=int, default=3,
+                          help="test users all 675 prompts are tried on (0: skip the bound)")
     evaluate.add_argument("--no-ablation", action="store_true")
     evaluate.add_argument("--ablation-seeds", type=int, default=1, help="how many seeds' policies the ablation runs on")
     evaluate.add_argument("--search-passes", type=int, default=1)
@@ -66,9 +67,9 @@ def _check(args) -> None:
 
     for name in ("rounds", "train_users", "validation_users", "episodes", "episodes_per_update", "eval_every",
                  "test_users", "search_users", "enumeration_users", "ablation_seeds", "search_passes"):
-        if getattr(args, name, 1) < 1:  # the last five are evaluate's only
-            raise SystemExit(f"abgym rpp: error: --{name.replace('_', '-')} must be at least 1, "
-                             f"got {getattr(args, name)}")
+        if getattr(args, name, 1) < (0 if name == "enumeration_users" else 1):  # the last five: evaluate's only
+            raise SystemExit(f"abgym rpp: error: --{name.replace('_', '-')} must be at least "
+                             f"{0 if name == 'enumeration_users' else 1}, got {getattr(args, name)}")
     check_output_folder(args.out, "--out")  # before the training, not after it
 
 

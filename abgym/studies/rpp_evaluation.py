@@ -362,8 +362,11 @@ def summarize(rows: list[dict], bound_user_ids: list[str]) -> list[dict]:
     frame["user_id"] = frame["user_id"].astype(str)  # ids read back from a CSV come as numbers
     bound_user_ids = [str(u) for u in bound_user_ids]
     summary = []
-    hand_written = frame[frame["method"] == "hand-written"]
-    reference = hand_written.groupby("user_id")["ndcg@10"].mean() if len(hand_written) else None
+    references = {}  # paired differences from these methods, on the users both have
+    for name, key in (("hand-written", "ndcg@10_vs_hand_written"), ("best-fixed", "ndcg@10_vs_best_fixed")):
+        part = frame[frame["method"] == name]
+        if len(part):
+            references[key] = part.groupby("user_id")["ndcg@10"].mean()
     for method, part in frame.groupby("method", sort=False):
         per_user = part.groupby("user_id")[list(METRICS)].mean()
         entry = {"method": method, "n_users": len(per_user), "n_seeds": part["seed"].nunique()}
@@ -371,11 +374,10 @@ def summarize(rows: list[dict], bound_user_ids: list[str]) -> list[dict]:
             mean, low, high = mean_ci(per_user[metric].to_numpy())
             entry.update({metric: mean, f"{metric}_low": low, f"{metric}_high": high})
         entry["ndcg@10_per_seed"] = [round(v, 4) for v in part.groupby("seed")["ndcg@10"].mean().tolist()]
-        if reference is not None:  # paired over the same users: the user's own difficulty cancels out
+        for key, reference in references.items():  # paired over the same users: their difficulty cancels out
             shared = per_user.index.intersection(reference.index)
             diff, low, high = mean_ci((per_user.loc[shared, "ndcg@10"] - reference.loc[shared]).to_numpy())
-            entry.update({"ndcg@10_vs_hand_written": diff, "ndcg@10_vs_hand_written_low": low,
-                          "ndcg@10_vs_hand_written_high": high, "ndcg@10_vs_hand_written_n": len(shared)})
+            entry.update({key: diff, f"{key}_low": low, f"{key}_high": high, f"{key}_n": len(shared)})
         if bound_user_ids:
             on_bound = per_user.loc[per_user.index.intersection(bound_user_ids), "ndcg@10"]
             entry["ndcg@10_on_enumeration_users"] = float(on_bound.mean()) if len(on_bound) else float("nan")
@@ -392,20 +394,27 @@ def markdown_table(summary: list[dict], labels: dict | None = None) -> str:
     if labels is None and summary and "negatives" in summary[0]:
         labels = {k: summary[0][k] for k in ("negatives", "recommender", "model", "domain")}
     lines = ([caption(labels), ""] if labels else []) + [
-        "| method | users | NDCG@10 [95% CI] | NDCG@10 minus hand-written, paired [95% CI] | HR@1 [95% CI] "
+        "| method | users | NDCG@10 [95% CI] | NDCG@10 minus hand-written, paired [95% CI] "
+        "| NDCG@10 minus best fixed, paired [95% CI] | HR@1 [95% CI] "
         "| HR@3 [95% CI] | NDCG@10 per seed | NDCG@10 on enumeration users |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def paired(e, key, reference):
+        if e["method"] == reference:
+            return "(reference)"
+        if key not in e:
+            return ""
+        text = f"{e[key]:+.3f} [{e[key + '_low']:+.3f}, {e[key + '_high']:+.3f}]"
+        return text + (f" (on {e[key + '_n']} users)" if e[key + "_n"] < e["n_users"] else "")
+
     for e in summary:
         cells = [f"{e[m]:.3f} [{e[m + '_low']:.3f}, {e[m + '_high']:.3f}]" for m in METRICS]
-        key = "ndcg@10_vs_hand_written"
-        paired = "" if key not in e else f"{e[key]:+.3f} [{e[key + '_low']:+.3f}, {e[key + '_high']:+.3f}]"
-        if key in e and e[key + "_n"] < e["n_users"]:
-            paired += f" (on {e[key + '_n']} users)"
-        paired = "(reference)" if e["method"] == "hand-written" else paired
         seeds = ", ".join(f"{v:.3f}" for v in e["ndcg@10_per_seed"])
         bound = e.get("ndcg@10_on_enumeration_users", float("nan"))
-        lines.append(f"| {e['method']} | {e['n_users']} | {cells[0]} | {paired} | {' | '.join(cells[1:])} | {seeds} "
+        lines.append(f"| {e['method']} | {e['n_users']} | {cells[0]} | "
+                     f"{paired(e, 'ndcg@10_vs_hand_written', 'hand-written')} | "
+                     f"{paired(e, 'ndcg@10_vs_best_fixed', 'best-fixed')} | {' | '.join(cells[1:])} | {seeds} "
                      f"| {bound:.3f} |")
     return "\n".join(lines) + "\n"
 
