@@ -88,3 +88,32 @@ def test_cli_takes_the_backend_and_refuses_an_address_without_ray(tmp_path, caps
     assert main(["marketing", "compare", "--backend", "ray", "--agents", "classical_ab", "linucb", "--seeds", "1",
                  "--arrivals", "50", "--drift", "off", "--prior", "off", "--no-tensorboard", "--out", str(out)]) == 0
     assert "linucb" in capsys.readouterr().out and (out / "summary.csv").is_file()
+
+
+def test_evaluation_cells_on_ray_equal_one_serial_evaluation(tmp_path, local_ray):
+    """abgym demo --backend ray: (agent, seed) cells merged give abgym.evaluate's episodes and summary exactly."""
+    import pandas as pd
+
+    from abgym.evaluation import evaluate
+    from abgym.studies.parallel_evaluation import evaluate_parallel
+
+    agents, seeds, kwargs = ["thompson", "ab-test", "ucb1"], [0, 1], {"split": "test", "ctr_source": "posterior"}
+    serial = evaluate(agents, "abgym/ABTest-v0", episodes=4, seeds=seeds, env_kwargs=kwargs)
+    fanned = evaluate_parallel(agents, "abgym/ABTest-v0", 4, seeds, env_kwargs=kwargs, backend="ray",
+                               logdir=tmp_path / "tb")
+    pd.testing.assert_frame_equal(serial.episodes.drop(columns="seconds"), fanned.episodes.drop(columns="seconds"))
+    pd.testing.assert_frame_equal(serial.summary.drop(columns="seconds"), fanned.summary.drop(columns="seconds"))
+    for name, curves in serial.curves.items():
+        assert (curves == fanned.curves[name]).all()
+    assert (tmp_path / "tb" / "seed-1").is_dir()  # one TensorBoard run per cell
+
+
+def test_demo_takes_the_backend(tmp_path, capsys, local_ray):
+    from abgym.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--backend", "ray", "--episodes", "3", "--seeds", "0", "--agents", "thompson", "ucb1",
+                 "--no-headroom", "--no-progress", "--out", str(out)]) == 0
+    assert (out / "summary.csv").is_file() and "thompson" in capsys.readouterr().out
+    assert main(["demo", "--address", "auto", "--out", str(out)]) == 2
+    assert "--address is for --backend ray" in capsys.readouterr().err

@@ -38,6 +38,9 @@ def register(subparsers) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-headroom", action="store_true",
                         help="skip the CustomerJourney-v0 headroom table (abgym marketing headroom --quick)")
+    from abgym.parallel import add_backend_arguments
+
+    add_backend_arguments(parser)  # --backend ray: each (agent, seed) cell a Ray task (docs/scaling.md)
     parser.set_defaults(handler=run)
 
 
@@ -65,8 +68,14 @@ def run(args) -> int:
         + f" x {len(args.seeds)} seeds (Upworthy, split=test, ctr_source={args.ctr_source})"
     )
     try:
-        result = evaluate(agents, "abgym/ABTest-v0", episodes=args.episodes, seeds=args.seeds, env_kwargs=env_kwargs,
-                          logdir=out / "tensorboard", progress=not args.no_progress)
+        if getattr(args, "backend", "serial") == "serial" and getattr(args, "address", None) is None:
+            result = evaluate(agents, "abgym/ABTest-v0", episodes=args.episodes, seeds=args.seeds,
+                              env_kwargs=env_kwargs, logdir=out / "tensorboard", progress=not args.no_progress)
+        else:
+            from abgym.studies.parallel_evaluation import evaluate_parallel
+
+            result = evaluate_parallel(agents, "abgym/ABTest-v0", args.episodes, args.seeds, env_kwargs=env_kwargs,
+                                       logdir=out / "tensorboard", backend=args.backend, address=args.address)
     except (ValueError, FileNotFoundError) as error:
         print(f"abgym demo: error: {error}", file=sys.stderr)
         return 2
