@@ -60,6 +60,10 @@ class HiddenStateEmbedder:
                     self.dim)
                 for layer in self.cached_layers for pooling in POOLINGS}
 
+    def cache_for_pooling(self) -> EmbeddingCache:
+        """The on-disk cache of this embedder's own (layer, pooling)."""
+        return self._caches()[(self.layer, self.pooling)]
+
     def encode(self, texts: Sequence[str], show_progress: bool | None = None) -> np.ndarray:
         texts = list(texts)
         out = np.empty((len(texts), self.dim), np.float32)
