@@ -53,6 +53,11 @@ def make_sb3_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None, **se
         raise ValueError(f"unknown environment {env_id!r}; registered abgym ids: {', '.join(env_ids())}") from error
     if spec.vector_entry_point is None:
         return make_vec_env(lambda: gymnasium.make(env_id, **settings), n_envs=int(n_envs), seed=seed)
+    from gymnasium.envs.registration import load_env_creator
+
+    # Sub-envs that end their episodes apart (CustomerJourney-v0) need same-step autoreset, as SB3's VecEnv does.
+    if AutoresetMode.SAME_STEP in getattr(load_env_creator(spec.vector_entry_point), "autoreset_modes", ()):
+        settings = {"autoreset_mode": AutoresetMode.SAME_STEP, **settings}
     vector_env = gymnasium.make_vec(env_id, num_envs=int(n_envs), vectorization_mode="vector_entry_point",
                                     **settings)
     venv = VecMonitor(BatchedVecEnv(vector_env))

@@ -284,3 +284,35 @@ def test_the_estimators_prior_fades_as_data_arrives():
                                rtol=1e-5)
     with pytest.raises(ValueError, match="one per variant"):
         estimator.set_prior([1.0, 2.0])
+
+
+def test_same_step_autoreset_hands_back_the_final_observation_and_the_next_user():
+    from gymnasium.vector import AutoresetMode
+
+    envs = gym.make_vec(ENV_ID, num_envs=6, vectorization_mode="vector_entry_point",
+                        autoreset_mode=AutoresetMode.SAME_STEP, max_visits=4)
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    obs, _ = envs.reset(seed=0)
+    ended_any = False
+    for _ in range(12):
+        obs, reward, terminated, truncated, info = envs.step(np.ones(6, np.int64))
+        ended = terminated | truncated
+        if ended.any():
+            ended_any = True
+            assert np.array_equal(info["_final_obs"], ended)
+            for row in np.flatnonzero(ended):
+                assert info["final_obs"][row]["context"][-1] > 0  # the journey's last visit
+                assert obs["context"][row, -1] == 0  # ... and the next user at visit 0, in the same step
+    assert ended_any
+    with pytest.raises(ValueError, match="autoreset_mode"):
+        gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", autoreset_mode="nope")
+
+
+def test_sb3_ppo_trains_on_batched_journeys(one_torch_thread):
+    from abgym.agents.actor_critic import ActorCriticAgent
+
+    venv = abgym.make_sb3_vec_env(ENV_ID, n_envs=8, seed=0, max_visits=5)
+    agent = ActorCriticAgent(venv, "ppo", seed=0, gamma=0.95, gae_lambda=0.95, n_steps=32)
+    agent.learn(512)
+    assert agent.model.num_timesteps == 512
+    assert len(agent.model.ep_info_buffer) > 8  # journeys ended at different steps and SB3 saw each one

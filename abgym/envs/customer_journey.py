@@ -232,16 +232,30 @@ class CustomerJourneyEnv(gym.Env):
 class CustomerJourneyVectorEnv(VectorEnv):
     """``num_envs`` journeys stepped together; each world starts its next user when its journey ends.
 
-    Autoreset is gymnasium's default, ``AutoresetMode.NEXT_STEP``: the step after a world's journey ended starts
-    that world's next user (its action is ignored, its reward is 0), while the other worlds step normally.
+    Worlds end their journeys at different steps. ``autoreset_mode`` is gymnasium's default
+    ``AutoresetMode.NEXT_STEP`` (the step after a world's journey ended starts that world's next user: its action is
+    ignored, its reward is 0) or ``AutoresetMode.SAME_STEP`` (the ended world's next user is there in the same step's
+    observation; the last observation and info of the journey are in ``info["final_obs"]`` and
+    ``info["final_info"]``, masked by ``info["_final_obs"]``), the mode SB3's VecEnv needs
+    (:func:`abgym.make_sb3_vec_env` asks for it).
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+    autoreset_modes = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
 
     def __init__(self, num_envs: int = 1, config: dict | None = None, render_mode: str | None = None, *,
-                 embed=None, attribute_scorer=None, language_model=None, **settings):
+                 embed=None, attribute_scorer=None, language_model=None,
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP, **settings):
         if render_mode is not None:
             raise ValueError("CustomerJourneyVectorEnv does not render; use render_mode=None")
+        try:
+            mode = AutoresetMode(autoreset_mode)
+        except ValueError:
+            mode = None
+        if mode not in self.autoreset_modes:
+            raise ValueError(f"autoreset_mode {autoreset_mode!r} is not supported; use AutoresetMode.NEXT_STEP or "
+                             "AutoresetMode.SAME_STEP")
+        self.metadata = {**type(self).metadata, "autoreset_mode": mode}
         self.config, self.content, self.worlds = build_journeys(
             config, settings, num_envs, embed=embed, attribute_scorer=attribute_scorer, language_model=language_model)
         self.num_envs, self.render_mode = self.worlds.n, None
@@ -276,13 +290,27 @@ class CustomerJourneyVectorEnv(VectorEnv):
         reward = np.where(restarting, 0.0, out["reward"])
         terminated = out["terminated"] & ~restarting
         truncated = out["truncated"] & ~restarting
-        if restarting.any():
-            self.worlds.new_users(np.flatnonzero(restarting))
-        self._autoreset = terminated | truncated
+        ended = terminated | truncated
         every = ~restarting
         info = {}
         for key in INFO_KEYS:
             info[key], info["_" + key] = out[key], every
+        if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
+            if ended.any():
+                final = self._observation()
+                rows = np.flatnonzero(ended)
+                final_obs = np.empty(self.num_envs, dtype=object)
+                final_info = np.empty(self.num_envs, dtype=object)
+                for row in rows:
+                    final_obs[row] = (final[row] if self.flat else {key: value[row].copy()
+                                                                    for key, value in final.items()})
+                    final_info[row] = {key: out[key][row] for key in INFO_KEYS}
+                info.update(final_obs=final_obs, _final_obs=ended, final_info=final_info, _final_info=ended)
+                self.worlds.new_users(rows)
+            return self._observation(), reward, terminated, truncated, info
+        if restarting.any():
+            self.worlds.new_users(np.flatnonzero(restarting))
+        self._autoreset = ended
         return self._observation(), reward, terminated, truncated, info
 
     def _observation(self):
