@@ -1,7 +1,7 @@
 """Does PPO with gamma > 0 capture CustomerJourney-v0's long-term headroom if it trains long enough?
 
-Trains ActorCriticAgent (PPO, the variant-attention policy) with gamma 0 and 0.95, and PPO + MARE (lifetime target),
-for growing budgets of visits on the single env, then scores each frozen policy (deterministic) on the same held-out
+Trains ActorCriticAgent (PPO, the variant-attention policy) with gamma 0 and 0.95 (on 16 batched journeys through
+``abgym.make_sb3_vec_env``), and PPO + MARE (lifetime target, on the single env), for growing budgets of visits, then scores each frozen policy (deterministic) on the same held-out
 users as the oracles of the headroom study, and prints the share of the long-term headroom it captured:
 (policy - myopic oracle) / (long-term oracle - myopic oracle). Results are appended to ``--out`` as they come.
 
@@ -50,13 +50,17 @@ def main(argv=None) -> int:
     for name in args.agents:
         for budget in args.budgets:
             spec = AGENTS[name]
-            env = gym.make("abgym/CustomerJourney-v0")
-            env.reset(seed=args.seed)
             started = time.perf_counter()
-            agent = ActorCriticAgent(env, "ppo", estimator=spec["estimator"], seed=args.seed, gamma=spec["gamma"],
-                                     gae_lambda=0.95 if spec["gamma"] else 1.0,
-                                     estimator_kwargs=dict(target="lifetime", gamma=spec["gamma"])
-                                     if spec["estimator"] else None)
+            if spec["estimator"] is None:  # PPO alone trains on 16 batched journeys (SB3 VecEnv, same-step reset)
+                env = abgym.make_sb3_vec_env("abgym/CustomerJourney-v0", n_envs=16, seed=args.seed)
+                agent = ActorCriticAgent(env, "ppo", seed=args.seed, gamma=spec["gamma"], n_steps=64,
+                                         gae_lambda=0.95 if spec["gamma"] else 1.0)
+            else:  # the estimator wraps a single env
+                env = gym.make("abgym/CustomerJourney-v0")
+                env.reset(seed=args.seed)
+                agent = ActorCriticAgent(env, "ppo", estimator=spec["estimator"], seed=args.seed,
+                                         gamma=spec["gamma"], gae_lambda=0.95,
+                                         estimator_kwargs=dict(target="lifetime", gamma=spec["gamma"]))
             agent.learn(budget)
             seconds = time.perf_counter() - started
 
