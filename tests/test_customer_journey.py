@@ -316,3 +316,14 @@ def test_sb3_ppo_trains_on_batched_journeys(one_torch_thread):
     agent.learn(512)
     assert agent.model.num_timesteps == 512
     assert len(agent.model.ep_info_buffer) > 8  # journeys ended at different steps and SB3 saw each one
+
+
+def test_journey_comparison_logs_the_projects_episode_tags(tmp_path):
+    from abgym.studies import journey_comparison as study
+    from abgym.tensorboard import read_scalars
+
+    config = study.JourneyComparisonConfig(agents=["linucb"], seeds=[100], users=20, drift=["off"], prior="off",
+                                           out=tmp_path, log_every=10, env_config={"max_visits": 5})
+    study.run_comparison(config, log=lambda line: None)
+    tags = read_scalars(tmp_path / "runs" / "drift-off" / "linucb" / "seed100")
+    assert {"episode/reward", "episode/length", "episode/regret", "episode/ctr", "episode/churned"} <= set(tags)

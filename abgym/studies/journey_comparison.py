@@ -96,11 +96,20 @@ class JourneyRecorder:
             n = len(self.journeys)
             if self.writer is not None and n % self.log_every == 0:
                 recent = self.journeys[-self.log_every:]
-                for tag, key in (("journey/lifetime_reward", "reward"), ("journey/lifetime_expected_reward", "expected"),
-                                 ("journey/visits", "visits"), ("journey/revenue", "revenue")):
-                    self.writer.add_scalar(tag, np.mean([j[key] for j in recent]), n)
-                self.writer.add_scalar("journey/churn", np.mean([j["churned"] for j in recent]), n)
-                self.writer.add_scalar("journey/regret_per_visit", np.mean(self.regret[-200:]), n)
+                # The project's tag scheme (docs/CONTRACTS.md): episode/* are means of the journeys since the last
+                # write; expected_reward and churned are this env's own additions.
+                visits = sum(j["visits"] for j in recent)
+                scalars = {"episode/reward": np.mean([j["reward"] for j in recent]),
+                           "episode/expected_reward": np.mean([j["expected"] for j in recent]),
+                           "episode/length": visits / len(recent),
+                           "episode/revenue": np.mean([j["revenue"] for j in recent]),
+                           "episode/ctr": sum(j["clicks"] for j in recent) / visits,
+                           "episode/conversion_rate": sum(j["conversions"] for j in recent) / visits,
+                           "episode/churned": np.mean([j["churned"] for j in recent]),
+                           "episode/regret": np.sum(self.regret[-visits:]) / len(recent),
+                           "env/cumulative_regret": np.sum(self.regret)}
+                for tag, value in scalars.items():
+                    self.writer.add_scalar(tag, float(value), n)
 
     def metrics(self, window: int) -> dict:
         journeys = self.journeys
