@@ -102,7 +102,7 @@ def test_pickled_env_continues_identically():
             break
 
 
-@pytest.mark.parametrize("mode", ["sync", "vector_entry_point"])
+@pytest.mark.parametrize("mode", ["sync", "async", "vector_entry_point"])
 def test_make_vec_in_every_mode(mode):
     envs = gym.make_vec(ENV_ID, num_envs=4, vectorization_mode=mode)
     obs, _ = envs.reset(seed=0)
