@@ -99,7 +99,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     import abgym
 
     if address is None:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        # address="local": always a new instance; plain ray.init() would join a cluster that `ray start` left on this
+        # machine (RAY_ADDRESS, /tmp/ray/ray_current_cluster), even a stopped one.
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
         return
     env_vars = {key: os.environ[key] for key in ("ABGYM_CACHE_DIR", "ABGYM_MOVIELENS_DIR", "ABGYM_TORCH_THREADS")
                 if key in os.environ}
@@ -109,7 +111,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
     except ConnectionError as error:
         raise ValueError(f"cannot reach a Ray cluster at --address {address} ({error}); start one with "
-                         "`ray start --head` or drop --address to run on a local instance") from None
+                         "`ray start --head`; a cluster with token authentication (ray start's default) needs "
+                         "RAY_AUTH_MODE=token here and its token (`ray get-auth-token` on the head) in "
+                         "~/.ray/auth_token or $RAY_AUTH_TOKEN; or drop --address to run on a local instance") from None
 
 
 __all__ = ["BACKENDS", "add_backend_arguments", "check_backend", "init_ray", "map_cells"]

@@ -153,7 +153,7 @@ def train(name: str, iterations: int = 3, *, seed: int = 0, env_config: dict | N
     config = ppo_config(name, seed=seed, env_config=env_config, **ppo_settings)
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     algorithm = None
     try:
         algorithm = config.build_algo()

@@ -13,8 +13,23 @@ ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip ins
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """One local Ray instance for the module, on the 2 cores of the development machine, shut down after."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    """One local Ray instance for the module, on the 2 cores of the development machine, shut down after.
+
+    Started by abgym's own default with RAY_ADDRESS pointing nowhere: the local backend must start its own
+    instance, not join (or hang on) a cluster that the environment or an old `ray start` names."""
+    import os
+
+    from abgym.parallel import init_ray
+
+    before = os.environ.get("RAY_ADDRESS")
+    os.environ["RAY_ADDRESS"] = "127.0.0.1:9"  # nothing listens there
+    try:
+        init_ray(num_cpus=2)
+    finally:
+        if before is None:
+            del os.environ["RAY_ADDRESS"]
+        else:
+            os.environ["RAY_ADDRESS"] = before
     yield
     ray.shutdown()
 

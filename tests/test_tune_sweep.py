@@ -14,7 +14,7 @@ from abgym.studies import tune_sweep  # noqa: E402
 def test_sweep_runs_every_trial_and_tables_them(tmp_path):
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         summary = tune_sweep.sweep([0.5, 2.0], [3000.0], [100, 101], arrivals=60, out=tmp_path, log=lambda t: None)
     finally:
