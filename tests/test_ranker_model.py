@@ -11,6 +11,9 @@ from abgym.ranker.ranker import (ContentRanker, RankerConfig, RankerFileError, f
                                  pca_projection, soft_logistic)
 
 
+MINILM = dict(representation="minilm", standardize=False)  # the dense-only ranker, on the planted embeddings
+
+
 class TableEmbedder:
     name = "table"
 
@@ -86,7 +89,7 @@ def test_ranker_ranks_held_out_planted_experiments(objective):
     from abgym.ranker.evaluation import evaluate_ranker, random_report
 
     experiments, embedder, w = planted_experiments()
-    ranker = ContentRanker(embedder=embedder, objective=objective, n_components=8, ridge=1.0)
+    ranker = ContentRanker(embedder=embedder, **MINILM, objective=objective, n_components=8, ridge=1.0)
     ranker.fit(experiments[:240])
     report = evaluate_ranker(ranker, experiments[240:]).summary()
     assert report["spearman"] > 0.5
@@ -100,7 +103,7 @@ def test_ranker_ranks_held_out_planted_experiments(objective):
 
 def test_save_load_round_trip_gives_identical_predictions(tmp_path):
     experiments, embedder, _ = planted_experiments(n_experiments=60)
-    ranker = ContentRanker(embedder=embedder, n_components=5).fit(experiments)
+    ranker = ContentRanker(embedder=embedder, **MINILM, n_components=5).fit(experiments)
     path = ranker.save(tmp_path / "ranker")
     assert path.suffix == ".npz"
     loaded = ContentRanker.load(path, embedder=embedder)
@@ -118,7 +121,8 @@ def test_bad_ranker_files_and_options_are_named(tmp_path):
     with pytest.raises(RankerFileError, match="not a ContentRanker file"):
         ContentRanker.load(garbage)
     experiments, embedder, _ = planted_experiments(n_experiments=20)
-    path = ContentRanker(embedder=embedder, n_components=3).fit(experiments).save(tmp_path / "r.npz")
+    path = (ContentRanker(embedder=embedder, **MINILM, n_components=3)
+            .fit(experiments).save(tmp_path / "r.npz"))
     with np.load(path) as data:
         arrays = dict(data)
     header = json.loads(str(arrays["header"]))
@@ -132,9 +136,10 @@ def test_bad_ranker_files_and_options_are_named(tmp_path):
     with pytest.raises(ValueError, match="unknown text field"):
         RankerConfig(fields=("title",))
     with pytest.raises(RuntimeError, match="not fitted"):
-        ContentRanker(embedder=embedder).predict(["a"])
+        ContentRanker(embedder=embedder, **MINILM).predict(["a"])
     with pytest.raises(TypeError, match="list of texts"):
-        ContentRanker(embedder=embedder, n_components=3).fit(experiments).predict("one string")
+        (ContentRanker(embedder=embedder, **MINILM, n_components=3)
+         .fit(experiments).predict("one string"))
 
 
 def test_one_default_configuration():
@@ -143,6 +148,7 @@ def test_one_default_configuration():
     default = ContentRanker().config
     assert default == RankerConfig() == DEFAULT_CONFIG
     assert (default.objective, default.n_components, default.ridge) == ("pairwise", None, 10.0)
+    assert (default.representation, default.standardize) == ("minilm+smollm2-L18-mean+char", True)
     assert ALGORITHM_1.objective == "pointwise" and ALGORITHM_1 != default
 
 
@@ -158,10 +164,10 @@ def test_representation_with_an_ngram_block_learns_wording_and_round_trips(tmp_p
         boosted.append(Experiment(e.test_id, e.test_week, heads, e.excerpts, e.ledes, e.eyecatcher_ids,
                                   e.impressions, rng.binomial(e.impressions, np.minimum(rate, 1)), e.winner))
     embedder = TableEmbedder(table)
-    config = RankerConfig(representation="minilm+word", ridge=1.0)
+    config = RankerConfig(representation="minilm+word", standardize=False, ridge=1.0)
     ranker = ContentRanker(config, embedder=embedder).fit(boosted[:200])
     assert set(ranker.ngram_beta) == {"word"}
-    plain = ContentRanker(RankerConfig(ridge=1.0), embedder=embedder).fit(boosted[:200])
+    plain = ContentRanker(RankerConfig(**MINILM, ridge=1.0), embedder=embedder).fit(boosted[:200])
     with_words = np.mean([ranker.rank(list(e.headlines))[0] % 2 == 0 for e in boosted[200:]])
     without = np.mean([plain.rank(list(e.headlines))[0] % 2 == 0 for e in boosted[200:]])
     assert with_words > without + 0.15                       # the n-gram block sees "amazing"

@@ -5,7 +5,7 @@ import pytest
 from abgym.ranker.prior import Calibration, RankerPrior, calibrate
 from abgym.ranker.ranker import ContentRanker, RankerConfig
 
-from test_ranker_model import planted_experiments
+from test_ranker_model import MINILM, planted_experiments
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +15,7 @@ def planted():
 
 def test_calibration_recovers_the_planted_relative_lift(planted):
     experiments, embedder, w = planted
-    ranker = ContentRanker(embedder=embedder, objective="pairwise", n_components=None, ridge=1.0)
+    ranker = ContentRanker(embedder=embedder, **MINILM, objective="pairwise", n_components=None, ridge=1.0)
     ranker.fit(experiments[:200])
     calibration = calibrate(ranker, experiments[200:])
     # True relative lift is 0.5 x.w; the calibrated prediction slope * s must match it on held-out arms.
@@ -30,7 +30,7 @@ def test_calibration_recovers_the_planted_relative_lift(planted):
 
 def test_beta_prior_orders_arms_like_the_ranker_with_modest_strength(planted, tmp_path):
     experiments, embedder, _ = planted
-    prior = RankerPrior.fit(experiments[:200], RankerConfig(n_components=8, ridge=1.0), embedder=embedder)
+    prior = RankerPrior.fit(experiments[:200], RankerConfig(**MINILM, n_components=8, ridge=1.0), embedder=embedder)
     texts = list(experiments[250].headlines)
     mean, sd = prior.ctr_prior(texts)
     alpha, beta = prior.beta_prior(texts)
@@ -48,7 +48,7 @@ def test_thompson_sampling_takes_the_ranker_prior(planted):
     from abgym.agents.bandits import ThompsonSampling
 
     experiments, embedder, _ = planted
-    prior = RankerPrior.fit(experiments[:100], RankerConfig(n_components=8), embedder=embedder)
+    prior = RankerPrior.fit(experiments[:100], RankerConfig(**MINILM, n_components=8), embedder=embedder)
     agent = ThompsonSampling(prior=prior)
     agent.reset(4, {"arm_texts": list(experiments[150].headlines)}, seed=0)
     assert agent.alpha0.shape == (4,) and np.all(agent.alpha0 > 0)
@@ -57,7 +57,7 @@ def test_thompson_sampling_takes_the_ranker_prior(planted):
 
 def test_prior_bad_input(planted, tmp_path):
     experiments, embedder, _ = planted
-    ranker = ContentRanker(embedder=embedder, n_components=4).fit(experiments[:50])
+    ranker = ContentRanker(embedder=embedder, **MINILM, n_components=4).fit(experiments[:50])
     with pytest.raises(ValueError, match="needs a calibration"):
         RankerPrior(ranker)
     with pytest.raises(ValueError, match="base_ctr"):
@@ -73,7 +73,7 @@ def test_default_prior_refits_a_stale_cache(planted, tmp_path, monkeypatch):
 
     experiments, embedder, _ = planted
     monkeypatch.setenv("ABGYM_CACHE_DIR", str(tmp_path))
-    stale = RankerPrior.fit(experiments[:60], RankerConfig(n_components=3), embedder=embedder)
+    stale = RankerPrior.fit(experiments[:60], RankerConfig(**MINILM, n_components=3), embedder=embedder)
     stale.save(tmp_path / "ranker" / prior_module.DEFAULT_FILE)
     calls = []
     monkeypatch.setattr(RankerPrior, "fit", classmethod(lambda cls, exps, config=None, **kw: calls.append(config)
@@ -87,7 +87,7 @@ def test_default_prior_refits_a_stale_cache(planted, tmp_path, monkeypatch):
 def test_calibration_check_on_held_out_experiments(planted):
     from abgym.ranker.prior import calibration_check
     experiments, embedder, _ = planted
-    prior = RankerPrior.fit(experiments[:200], RankerConfig(n_components=None, ridge=1.0), embedder=embedder)
+    prior = RankerPrior.fit(experiments[:200], RankerConfig(**MINILM, n_components=None, ridge=1.0), embedder=embedder)
     check = calibration_check(prior, experiments[200:])
     assert check["n_experiments"] == 100
     # A calibrated prior: observed lift on predicted lift has slope ~1, and the held-out refit agrees with it.

@@ -25,6 +25,11 @@ def register(subparsers) -> None:
     fit.add_argument("--components", type=int, default=0,
                      help="PCA dimensions q (0: none, the full embedding; chosen by cross-validation, docs/ranker.md)")
     fit.add_argument("--ridge", type=non_negative_float, default=10.0)
+    fit.add_argument("--representation", default=None,
+                     help="text blocks joined by '+': minilm, smollm2-L<layer>-<mean|last>, char, word (default: "
+                          "RankerConfig()'s, minilm+smollm2-L18-mean+char; 'minilm' needs no language model)")
+    fit.add_argument("--standardize", choices=["yes", "no"], default=None,
+                     help="scale dense dimensions by their sd (default: yes, as RankerConfig())")
     fit.add_argument("--all", action="store_true", help="fit on every experiment, not only the train split")
     fit.add_argument("--out", default=None, help=f"where to save (default: the cache, {DEFAULT_MODEL_NAME})")
     fit.set_defaults(handler=run_fit)
@@ -74,7 +79,8 @@ def _load_or_fit(args):
 
     default = RankerConfig()  # the one default: what ContentRanker() and RankerPrior.default() fit
     ranker = _fit(args, objective=default.objective, fields=default.fields, components=default.n_components or 0,
-                  ridge=default.ridge, use_all=False)
+                  ridge=default.ridge, use_all=False, representation=default.representation,
+                  standardize=default.standardize)
     ranker.save(path)
     return ranker, path
 
@@ -86,19 +92,22 @@ def _experiments(args, split):
                             merge_identical=("headline",))
 
 
-def _fit(args, objective, fields, components, ridge, use_all):
+def _fit(args, objective, fields, components, ridge, use_all, representation=None, standardize=None):
     import time
 
     from abgym.ranker.ranker import ContentRanker, RankerConfig
 
-    config = RankerConfig(fields=tuple(fields), n_components=components or None, ridge=ridge, objective=objective)
+    default = RankerConfig()
+    config = RankerConfig(fields=tuple(fields), n_components=components or None, ridge=ridge, objective=objective,
+                          representation=representation or default.representation,
+                          standardize=default.standardize if standardize is None else standardize)
     experiments = _experiments(args, "all" if use_all else "train")
     started = time.time()
     ranker = ContentRanker(config)
     _announce_cold_embedding(ranker, [t for e in experiments for t in e.texts(config.fields)])
     ranker.fit(experiments)
-    print(f"fitted {objective} ranker on {len(experiments)} experiments ({ranker.metadata['n_arms']} arms) "
-          f"in {time.time() - started:.1f} s")
+    print(f"fitted {objective} ranker ({config.representation}) on {len(experiments)} experiments "
+          f"({ranker.metadata['n_arms']} arms) in {time.time() - started:.1f} s")
     return ranker
 
 
@@ -129,7 +138,9 @@ def _announce_cold_embedding(ranker, texts) -> None:
 
 
 def run_fit(args) -> int:
-    ranker = _fit(args, args.objective, args.fields, args.components, args.ridge, args.all)
+    standardize = None if args.standardize is None else args.standardize == "yes"
+    ranker = _fit(args, args.objective, args.fields, args.components, args.ridge, args.all, args.representation,
+                  standardize)
     path = ranker.save(_model_path(args.out))
     print(f"saved {path}")
     return 0
