@@ -27,7 +27,8 @@ def trained(name: str, iterations: int = 2, **settings) -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, env_config", [("marketing", None), ("journey", None), ("abtest", None),
-                                              ("marketing-batched", {"horizon": 40, "num_worlds": 8})])
+                                              ("marketing-batched", {"horizon": 40, "num_worlds": 8}),
+                                              ("journey-batched", {"max_visits": 10, "num_worlds": 8})])
 def test_ppo_trains_on_the_single_agent_envs(name, env_config, local_ray):
     """Each env ends episodes within the 400 sampled steps (8 batched worlds of 40 arrivals: 320)."""
     rows = trained(name, env_config=env_config)
