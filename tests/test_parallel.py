@@ -132,3 +132,21 @@ def test_demo_takes_the_backend(tmp_path, capsys, local_ray):
     assert (out / "summary.csv").is_file() and "thompson" in capsys.readouterr().out
     assert main(["demo", "--address", "auto", "--out", str(out)]) == 2
     assert "--address is for --backend ray" in capsys.readouterr().err
+
+
+def test_rpp_evaluation_on_ray_equals_serial(tmp_path, local_ray):
+    """abgym rpp evaluate --backend ray: each seed's RPP training and test a Ray task; the same summary (synthetic
+    recommender and hashing embedder, so no language model is needed)."""
+    from abgym.studies.rpp_evaluation import EvaluationSettings, run_evaluation
+
+    summaries = {}
+    for backend in ("serial", "ray"):
+        settings = EvaluationSettings(
+            dataset="synthetic", recommender="synthetic", embedder="hashing", seeds=(0, 1), n_train=10,
+            n_validation=3, n_test=4, rounds=1, episodes=4, n_search_users=2, n_enumeration_users=1,
+            rpp_plus=False, ablation=True, backend=backend)
+        result = run_evaluation(settings, tmp_path / backend, quiet=True)
+        summaries[backend] = result["summary"]
+        assert {row["method"] for row in result["rows"]} >= {"rpp", "rpp-fix-role", "hand-written"}
+    assert_same(summaries["serial"], summaries["ray"])
+    assert (tmp_path / "ray" / "rpp_seed1.pt").is_file() and (tmp_path / "ray" / "tensorboard" / "seed1").is_dir()

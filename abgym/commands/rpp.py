@@ -59,6 +59,9 @@ def register(subparsers) -> None:
     evaluate.add_argument("--ablation-seeds", type=int, default=1, help="how many seeds' policies the ablation runs on")
     evaluate.add_argument("--search-passes", type=int, default=1)
     evaluate.add_argument("--no-rpp-plus", action="store_true")
+    from abgym.parallel import add_backend_arguments
+
+    add_backend_arguments(evaluate)  # --backend ray: each seed's RPP training and test a Ray task (docs/scaling.md)
     evaluate.set_defaults(handler=_evaluate)
 
 
@@ -113,7 +116,7 @@ def _evaluate(args) -> int:
         n_search_users=args.search_users, n_enumeration_users=args.enumeration_users,
         ablation=not args.no_ablation, rpp_plus=not args.no_rpp_plus, ablation_seeds=args.ablation_seeds,
         episodes_per_update=args.episodes_per_update, eval_every=args.eval_every, search_passes=args.search_passes,
-        reward_baseline=args.reward_baseline,
+        reward_baseline=args.reward_baseline, backend=args.backend, address=args.address,
     )
     result = run_evaluation(settings, args.out)
     print(markdown_table(result["summary"]))

@@ -60,6 +60,8 @@ class EvaluationSettings:
     eval_every: int = 4  # validation every this many updates (and at the end)
     rpp_plus: bool = True
     extra: dict = field(default_factory=dict)
+    backend: str = "serial"  # "ray": each seed's RPP training and test run is a Ray task (abgym.parallel)
+    address: str | None = None  # with "ray": an existing cluster; None starts a local instance
 
 
 def _record(rows, method, seed, case, metrics, **more):
@@ -127,33 +129,19 @@ def best_fixed_prompt(task, cases, passes: int = 1, start=pa.HAND_WRITTEN):
 
 def run_evaluation(settings: EvaluationSettings, out: str | Path, *, language_model=None, quiet: bool = False) -> dict:
     import torch  # RPP needs it: fail early with the import error, not after the baselines
-    from torch.utils.tensorboard import SummaryWriter
 
-    from abgym.agents.rpp import RPPAgent, RPPConfig, rpp_plus
+    from abgym.agents.rpp import RPPAgent, rpp_plus
     from abgym.envs.llm_recommender import PopularityRecommender, RandomRecommender, SentenceRewriter
-    from abgym.envs.prompt_personalization import (
-        PromptTask,
-        load_data,
-        make_config,
-        make_embedder,
-        make_recommender,
-        parallel_env,
-    )
+    from abgym.envs.prompt_personalization import parallel_env
     from abgym.metrics import ranking_metrics
+    from abgym.parallel import check_backend
     from abgym.paths import atomic_write, cache_dir
 
-    out = Path(out)
+    check_backend(settings.backend, settings.address)
+    out = Path(out).resolve()  # absolute: a Ray worker writes its checkpoint and TensorBoard run there too
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    config = make_config(
-        {"dataset": settings.dataset, "data_path": settings.data_path, "recommender": settings.recommender,
-         "embedder": settings.embedder, "rounds": settings.rounds, "negatives": settings.negatives,
-         "language_model": settings.language_model, "domain": settings.domain}
-    )
-    data = load_data(config)
-    domain = settings.domain or data.dataset.domain
-    recommender = make_recommender(config, language_model, domain)
-    task = PromptTask(data, recommender, make_embedder(settings.embedder), domain)
+    config, data, recommender, task, domain = build_task(settings, language_model)
     # Every row, summary line and table says which protocol and recommender made it.
     labels = {"negatives": data.negatives, "recommender": recommender.name,
               "model": getattr(recommender, "model_id", "none"), "domain": domain}
@@ -249,26 +237,32 @@ def run_evaluation(settings: EvaluationSettings, out: str | Path, *, language_mo
     env_config = {**config, "max_users": settings.n_train}
     test_env = parallel_env({**env_config, "split": "test", "max_users": settings.n_test}, task=task)
     agents = {}
-    for seed in settings.seeds:
-        train_env = parallel_env({**env_config, "split": "train"}, task=task)
-        val_env = parallel_env({**env_config, "split": "validation", "max_users": settings.n_validation}, task=task)
-        agent = RPPAgent(task.dim, RPPConfig(learning_rate=settings.learning_rate,
-                                             reward_baseline=settings.reward_baseline,
-                                             episodes_per_update=settings.episodes_per_update), seed=seed)
-        writer = SummaryWriter(str(out / "tensorboard" / f"seed{seed}"))
-        log = timed("rpp training", lambda: agent.train(train_env, episodes=settings.episodes, validation_env=val_env,
-                                                         eval_every=settings.eval_every, writer=writer,
-                                                         progress=not quiet))
-        writer.close()
-        agent.save(out / f"rpp_seed{seed}.pt")
-        agents[seed] = agent
-        training_logs[seed] = asdict(log)
-        _say(f"seed {seed}: trained {log.episodes} episodes ({log.rankings} rankings) in {log.seconds:.0f} s, "
-             f"best validation NDCG {log.best_validation_ndcg:.3f}", quiet)
-        results = timed("rpp test", lambda: agent.evaluate(test_env))
-        for case, info in zip(test_env.users, results):
-            _record(rows, "rpp", seed, case, info, actions=info["prompt_actions"])
-        save(f"rpp seed {seed}")
+    if settings.backend == "serial":
+        for seed in settings.seeds:
+            result = train_and_test_seed(settings, seed, out, task, env_config, test_env, timed, quiet)
+            agents[seed] = result.pop("agent")
+            _add_seed_result(rows, training_logs, result)
+            save(f"rpp seed {seed}")
+    else:
+        from abgym.parallel import map_cells
+
+        base, done = len(rows), {}
+
+        def finished(index: int, result: dict) -> None:
+            done[result["seed"]] = result
+            for stage, seconds in result["timings"].items():
+                timings[stage] = timings.get(stage, 0.0) + seconds
+            del rows[base:]  # the RPP rows in seed order, whichever seed finished first
+            for seed in settings.seeds:
+                if seed in done:
+                    _add_seed_result(rows, training_logs, done[seed])
+            _say(f"seed {result['seed']}: {result['message']}", quiet)
+            save(f"rpp seed {result['seed']}")
+
+        _say(f"rpp training and test of {len(settings.seeds)} seeds as Ray tasks", quiet)
+        map_cells(rpp_seed_cell, [(settings, seed, str(out)) for seed in settings.seeds], settings.backend,
+                  settings.address, finished)
+        agents = {seed: RPPAgent.load(out / f"rpp_seed{seed}.pt") for seed in settings.seeds}
 
     # --- the best fixed prompt on train users (task-wise prompting) ---
     search_cases = data.split("train")[: settings.n_search_users]
@@ -328,6 +322,80 @@ def run_evaluation(settings: EvaluationSettings, out: str | Path, *, language_mo
     run = state["run"]
     _say(f"done in {run['total_s'] / 60:.1f} min; results in {out}", quiet)
     return {"summary": summary, "run": run, "rows": rows}
+
+
+def build_task(settings: EvaluationSettings, language_model=None):
+    """The env config, data, recommender and ``PromptTask`` of ``settings`` (the driver's, or a Ray worker's own)."""
+    from abgym.envs.prompt_personalization import PromptTask, load_data, make_config, make_embedder, make_recommender
+
+    config = make_config(
+        {"dataset": settings.dataset, "data_path": settings.data_path, "recommender": settings.recommender,
+         "embedder": settings.embedder, "rounds": settings.rounds, "negatives": settings.negatives,
+         "language_model": settings.language_model, "domain": settings.domain}
+    )
+    data = load_data(config)
+    domain = settings.domain or data.dataset.domain
+    recommender = make_recommender(config, language_model, domain)
+    return config, data, recommender, PromptTask(data, recommender, make_embedder(settings.embedder), domain), domain
+
+
+def train_and_test_seed(settings: EvaluationSettings, seed: int, out: Path, task, env_config: dict, test_env, timed,
+                        quiet: bool) -> dict:
+    """RPP on one seed: train on train users (checkpoint by validation users), save, then score the test users."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from abgym.agents.rpp import RPPAgent, RPPConfig
+    from abgym.envs.prompt_personalization import parallel_env
+
+    train_env = parallel_env({**env_config, "split": "train"}, task=task)
+    val_env = parallel_env({**env_config, "split": "validation", "max_users": settings.n_validation}, task=task)
+    agent = RPPAgent(task.dim, RPPConfig(learning_rate=settings.learning_rate,
+                                         reward_baseline=settings.reward_baseline,
+                                         episodes_per_update=settings.episodes_per_update), seed=seed)
+    writer = SummaryWriter(str(out / "tensorboard" / f"seed{seed}"))
+    log = timed("rpp training", lambda: agent.train(train_env, episodes=settings.episodes, validation_env=val_env,
+                                                     eval_every=settings.eval_every, writer=writer,
+                                                     progress=not quiet))
+    writer.close()
+    agent.save(out / f"rpp_seed{seed}.pt")
+    message = (f"trained {log.episodes} episodes ({log.rankings} rankings) in {log.seconds:.0f} s, "
+               f"best validation NDCG {log.best_validation_ndcg:.3f}")
+    _say(f"seed {seed}: {message}", quiet)
+    results = timed("rpp test", lambda: agent.evaluate(test_env))
+    rows: list[dict] = []
+    for case, info in zip(test_env.users, results):
+        _record(rows, "rpp", seed, case, info, actions=info["prompt_actions"])
+    return {"seed": seed, "agent": agent, "log": asdict(log), "rows": rows, "message": message}
+
+
+def rpp_seed_cell(settings: EvaluationSettings, seed: int, out: str) -> dict:
+    """One seed's RPP training and test as a Ray task: the worker builds its own task (data, recommender, embedder;
+    the embedding and ranking caches are SQLite files shared by the processes of one machine), writes the checkpoint
+    and TensorBoard run under ``out``, and returns the rows, the training log and its stage timings."""
+    from abgym.envs.prompt_personalization import parallel_env
+
+    config, data, recommender, task, domain = build_task(settings)
+    env_config = {**config, "max_users": settings.n_train}
+    test_env = parallel_env({**env_config, "split": "test", "max_users": settings.n_test}, task=task)
+    timings: dict[str, float] = {}
+
+    def timed(name, fn):
+        started = time.perf_counter()
+        result = fn()
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+        flush = getattr(recommender, "flush", None)
+        if flush:
+            flush()
+        return result
+
+    result = train_and_test_seed(settings, seed, Path(out), task, env_config, test_env, timed, quiet=True)
+    result.pop("agent")  # the checkpoint on disk is the agent; the driver loads it
+    return {**result, "timings": timings}
+
+
+def _add_seed_result(rows: list, training_logs: dict, result: dict) -> None:
+    rows.extend(result["rows"])
+    training_logs[result["seed"]] = result["log"]
 
 
 class FixedPatternAgent:
