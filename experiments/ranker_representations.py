@@ -118,6 +118,9 @@ def main(argv=None) -> int:
     parser.add_argument("--stage", choices=["all", "ngram", "hidden"], default="all",
                         help="ngram / hidden: only that part of the CV (run both side by side, then 'all' with "
                              "--reuse to merge them and score the test split)")
+    parser.add_argument("--loo", type=int, default=0,
+                        help="also leave-one-group-out over train + test (this many hash groups) for Algorithm 1, "
+                             "the n-gram baseline and the CV winner, each with its configuration chosen above")
     parser.add_argument("--reuse", nargs="*", default=[], help="JSON outputs of earlier runs whose CV scores are "
                                                                "reused instead of recomputed")
     parser.add_argument("--layers", type=int, nargs="*", default=list(CACHED_LAYERS))
@@ -219,6 +222,25 @@ def main(argv=None) -> int:
     result["test_table"] = table
     print("\n" + table)
     save()
+    if args.loo:
+        from abgym.ranker.evaluation import leave_one_group_out
+        _, standardize, ridge = chosen[winner]
+        methods = {
+            "Algorithm 1 (paper), MiniLM": lambda tr, te: batch_predict(
+                ContentRanker(ALGORITHM_1, embedder=Lookup(features, "minilm")).fit(tr), te),
+            "char n-gram ridge (baseline)": lambda tr, te: [
+                m.predict(e.texts()) for m in [NgramRidge(alpha=ngram_alpha).fit(tr)] for e in te],
+            f"pairwise {winner} (CV winner)": lambda tr, te: fit_predict(features, winner, standardize, ridge, tr, te),
+        }
+        pooled = {}
+        for name, method in methods.items():
+            t0 = time.time()
+            pooled[name], _ = leave_one_group_out(train + test, method, n_groups=args.loo)
+            print(pooled[name].line(name[:34]), f"({time.time() - t0:.0f} s)", flush=True)
+        loo_table, loo_figures = protocol_table(pooled, baselines=list(methods)[:2], seed=args.seed)
+        result["leave_one_group_out"] = {"n_groups": args.loo, "protocol": loo_figures, "table": loo_table}
+        print("\n" + loo_table)
+        save()
     print(f"wrote {out} ({time.time() - started:.0f} s)")
     return 0
 

@@ -55,6 +55,13 @@ class HiddenStateEmbedder:
         return self._lm
 
     def _caches(self) -> dict[tuple[int, str], EmbeddingCache]:
+        """One cache per (layer, pooling), opened once per embedder (each keeps its SQLite connection)."""
+        root = str(cache_dir("embeddings"))
+        if getattr(self, "_cache_root", None) != root:  # ABGYM_CACHE_DIR may change between calls (tests)
+            self._cache_root, self._cache_objects = root, self._open_caches()
+        return self._cache_objects
+
+    def _open_caches(self) -> dict[tuple[int, str], EmbeddingCache]:
         return {(layer, pooling): EmbeddingCache(
                     cache_dir("embeddings", self._folder, f"hidden-L{layer}-{pooling}"),
                     self.dim)
