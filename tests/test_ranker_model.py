@@ -188,3 +188,20 @@ def test_representation_names_are_checked():
             RankerConfig(representation=bad)
     with pytest.raises(ValueError, match="pairwise"):
         RankerConfig(representation="minilm+char", objective="pointwise")
+
+
+def test_files_from_before_representations_load_as_minilm(tmp_path):
+    experiments, embedder, _ = planted_experiments(n_experiments=20)
+    ranker = ContentRanker(embedder=embedder, **MINILM).fit(experiments)
+    path = ranker.save(tmp_path / "r.npz")
+    with np.load(path) as data:
+        arrays = dict(data)
+    header = json.loads(str(arrays["header"]))
+    for key in ("representation", "standardize"):
+        del header["config"][key]                      # as written by the previous version
+    arrays["header"] = np.array(json.dumps(header))
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = ContentRanker.load(tmp_path / "old.npz", embedder=embedder)
+    assert (old.config.representation, old.config.standardize) == ("minilm", False)
+    texts = list(experiments[0].headlines)
+    np.testing.assert_allclose(old.predict(texts), ranker.predict(texts))

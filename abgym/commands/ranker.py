@@ -38,8 +38,9 @@ def register(subparsers) -> None:
     data_options(evaluate)
     evaluate.add_argument("--model", default=None, help="a saved ranker (default: the cached one; fitted if absent)")
     evaluate.add_argument("--seed", type=non_negative_int, default=0)
-    evaluate.add_argument("--ngram-alpha", type=float, default=1.0,
-                          help="ridge penalty of the character n-gram baseline (docs/ranker.md: chosen by CV)")
+    evaluate.add_argument("--ngram-alpha", type=float, default=30.0,
+                          help="ridge penalty of the character n-gram baseline (30: chosen by grouped CV inside the "
+                               "training split, docs/ranker.md)")
     evaluate.set_defaults(handler=run_evaluate)
 
     explain = commands.add_parser("explain", help="drivers, opportunities, chart and LLM insights for one experiment")
@@ -66,17 +67,21 @@ def _model_path(arg):
 def _load_or_fit(args):
     from abgym.ranker.ranker import ContentRanker, RankerFileError
 
+    from abgym.ranker.ranker import RankerConfig
+
     path = _model_path(args.model)
     if path.is_file():
         try:
-            return ContentRanker.load(path), path
+            ranker = ContentRanker.load(path)
         except RankerFileError as error:
             raise SystemExit(f"error: {error}") from error
+        if not args.model and ranker.config != RankerConfig():
+            print(f"note: {path} holds a {ranker.config.objective} ranker on {ranker.config.representation!r}, not "
+                  f"the default ({RankerConfig().representation!r}); `abgym ranker fit` refits the default")
+        return ranker, path
     if args.model:
         raise SystemExit(f"error: no ranker at {path}; fit one with `abgym ranker fit --out {path}`")
     print(f"no fitted ranker at {path} yet: fitting the default one (abgym ranker fit)")
-    from abgym.ranker.ranker import RankerConfig
-
     default = RankerConfig()  # the one default: what ContentRanker() and RankerPrior.default() fit
     ranker = _fit(args, objective=default.objective, fields=default.fields, components=default.n_components or 0,
                   ridge=default.ridge, use_all=False, representation=default.representation,

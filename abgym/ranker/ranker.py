@@ -501,6 +501,9 @@ class ContentRanker:
                                   f"{FORMAT_VERSION}; refit the ranker with this version")
         config = dict(header["config"])
         config["fields"] = tuple(config["fields"])
+        # Files written before representations existed hold a MiniLM-only ranker, whatever today's default is.
+        config.setdefault("representation", "minilm")
+        config.setdefault("standardize", False)
         try:
             ranker = cls(RankerConfig(**config), embedder=embedder)
             ranker.mu, ranker.projection, ranker.beta = arrays["mu"], arrays["projection"], arrays["beta"]
