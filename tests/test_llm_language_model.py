@@ -266,3 +266,77 @@ def test_corrupt_cached_weights_name_the_folder_and_how_to_rebuild(tmp_path, mon
     monkeypatch.setattr(model_files, "weights_dir", lambda dtype: folder)
     with pytest.raises(ValueError, match=r"weights-float32 are unreadable.*rm -r"):
         LanguageModel.load("float32", shared=False)
+
+
+# ------------------------------------------------------------------------------------------------- backends (issue 17)
+@pytest.fixture(scope="module")
+def onnx_folder(tmp_path_factory):
+    """The tiny model (seed 3) exported once for this module's ONNX Runtime tests."""
+    pytest.importorskip("onnxruntime")
+    folder = tmp_path_factory.mktemp("onnx") / "graph"
+    LanguageModel.tiny(seed=3).use_onnxruntime(folder)
+    return folder
+
+
+def test_onnxruntime_scores_equal_torch(onnx_folder):
+    lm = LanguageModel.tiny(seed=3)
+    naive = lm.score_naive(PROMPT, TITLES)
+    lm.use_onnxruntime(onnx_folder)  # the exported graph is reused, and checked against torch
+    assert (onnx_folder / "decoder.onnx").is_file() and lm._onnx is not None
+    assert_same_scores(lm.score(PROMPT, TITLES), naive, atol=1e-5)
+    lm.max_packed_tokens = 6  # several groups, later ones on the prompt's cache
+    assert_same_scores(lm.score(PROMPT, TITLES), naive, atol=1e-5)
+    assert lm.last_prompt_tokens_reused > 0  # the prompt's cache comes back from the graph and is reused
+
+
+def test_onnxruntime_generates_what_torch_generates(onnx_folder):
+    prompts = ["Write a headline about saving energy.", "Hi"]  # two lengths: left padding
+    torch_lm, onnx_lm = LanguageModel.tiny(seed=3), LanguageModel.tiny(seed=3)
+    onnx_lm.use_onnxruntime(onnx_folder)
+    for kwargs in [{}, {"temperature": 0.9, "top_p": 0.8, "seed": 3}, {"temperature": 1.0, "top_k": 0, "seed": 1}]:
+        expected = torch_lm.generate(prompts, max_new_tokens=12, **kwargs)
+        assert onnx_lm.generate(prompts, max_new_tokens=12, **kwargs) == expected, kwargs
+
+
+def test_onnxruntime_int8_quantizes_the_exported_graph_once(onnx_folder):
+    lm = LanguageModel.tiny(seed=3)
+    lm.use_onnxruntime(onnx_folder, int8=True)
+    assert (onnx_folder.with_name("graph-int8") / "decoder.onnx").is_file() and "int8" in str(lm._onnx.path)
+    result = lm.score(PROMPT, TITLES)
+    assert np.all(np.isfinite(result.sum_logprob)) and np.all(result.sum_logprob < 0)
+
+
+def test_an_onnx_graph_of_another_model_is_refused(onnx_folder):
+    with pytest.raises(ValueError, match="differs from torch.*delete"):
+        LanguageModel.tiny(seed=4).use_onnxruntime(onnx_folder)
+
+
+def test_int8_quantizes_every_linear_layer_but_the_vocabulary_projection():
+    import torch
+
+    from abgym.llm.language_model import quantize_linear_layers
+
+    lm = LanguageModel.tiny(seed=0)
+    quantized = LanguageModel(quantize_linear_layers(lm.model), lm.tokenizer, name="tiny int8")
+    kinds = {type(m).__name__ for name, m in quantized.model.named_modules() if name.endswith("proj")}
+    assert kinds == {"Linear"} and all(type(m) is not torch.nn.Linear for n, m in quantized.model.named_modules()
+                                       if n.endswith("proj"))
+    assert type(quantized.model.get_output_embeddings()) is torch.nn.Linear
+    result = quantized.score(PROMPT, TITLES)
+    assert np.all(np.isfinite(result.sum_logprob)) and np.all(result.sum_logprob < 0)
+
+
+def test_a_bad_backend_names_its_source_and_the_choices(monkeypatch):
+    monkeypatch.setenv("ABGYM_LLM_BACKEND", "fastest")
+    with pytest.raises(ValueError, match=r"'fastest'.*ABGYM_LLM_BACKEND.*bfloat16, float32, int8, onnxruntime"):
+        LanguageModel.load()
+    with pytest.raises(ValueError, match="give one of them"):
+        LanguageModel.load("float32", backend="int8")
+
+
+def test_the_default_backend_follows_the_instruction_set():
+    code = "from abgym.llm.language_model import default_backend; print(default_backend())"
+    limited = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                             env={**__import__("os").environ, "ONEDNN_MAX_CPU_ISA": "AVX2"})
+    expected = "onnxruntime" if importlib.util.find_spec("onnxruntime") else "float32"
+    assert limited.stdout.strip() == expected  # no native bfloat16 under AVX2

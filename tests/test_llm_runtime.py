@@ -35,6 +35,8 @@ def test_threads_are_the_cores_left_free(monkeypatch, others, expected):
     monkeypatch.setattr(_runtime, "available_cores", lambda: 2)
     monkeypatch.setattr(_runtime._METER, "busy_elsewhere", lambda: others)
     assert _runtime.free_core_threads() == expected
+    monkeypatch.setattr(_runtime._METER, "busy_elsewhere", lambda: None)  # too short a window to tell
+    assert _runtime.free_core_threads() == expected
 
 
 @pytest.mark.parametrize("raw, expected", [("", None), ("0", None), (" 3 ", 3), ("1", 1)])

