@@ -26,11 +26,11 @@ BUDGETS = {
              "--episodes", "200", "--episodes-per-update", "16", "--learning-rate", "1e-3",
              "--search-users", "30", "--enumeration-users", "3", "--ablation-seeds", "3"],
 }
-# For a busy machine (issue 14's runs, at load 15-17 on the 2 cores: about 1 s per ranking instead of 0.19): the
-# methods the comparison needs (no RPP+, ablation or enumeration bound), half the test users, 100 train users.
-BUDGETS["reduced"] = ["--test-users", "50", "--train-users", "100", "--validation-users", "20", "--rounds", "2",
-                      "--episodes", "96", "--episodes-per-update", "16", "--eval-every", "3", "--learning-rate", "3e-3",
-                      "--search-users", "20", "--enumeration-users", "0", "--no-ablation", "--no-rpp-plus"]
+# For a busy machine (issue 14's runs, at load 10-17 on the 2 cores: about 2.5 s per ranking instead of 0.19): the
+# methods the comparison needs (no RPP+, ablation or enumeration bound), 40 test users, 60 train users, 48 episodes.
+BUDGETS["reduced"] = ["--test-users", "40", "--train-users", "60", "--validation-users", "10", "--rounds", "2",
+                      "--episodes", "48", "--episodes-per-update", "16", "--eval-every", "3", "--learning-rate", "3e-3",
+                      "--search-users", "10", "--enumeration-users", "0", "--no-ablation", "--no-rpp-plus"]
 # The issue allows about 20 minutes of training per seed; "full" uses about 4. "long" spends that time: 800 episodes
 # (4 per train user on average) with a larger step, so that the actors can leave the uniform policy.
 BUDGETS["long"] = ["--test-users", "100", "--train-users", "200", "--validation-users", "30", "--rounds", "3",
