@@ -13,7 +13,7 @@ def insights(contributions):
 
 
 def test_chart_bars_separate_named_attributes_from_the_remainder():
-    contributions = np.r_[0.3, -0.2, np.full(40, 0.01)]
+    contributions = np.r_[0.3, -0.2, np.full(40, 0.01), np.zeros(5)]   # five inactive attributes are not counted
     named, remainder = chart_bars(insights(contributions), top=2)
     assert [label for label, _ in named] == ["attr 0", "attr 1"]
     assert remainder[0][0] == "other attributes (40)" and remainder[0][1] == pytest.approx(0.4)

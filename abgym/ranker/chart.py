@@ -31,7 +31,8 @@ def chart_bars(insights, top: int = 10, ranker_gap: float | None = None):
     rest = float(contributions.sum() - sum(v for _, v in named))
     if ranker_gap is None:
         ranker_gap = insights.predicted[insights.best_arm] - insights.predicted[insights.worst_arm]
-    remainder = [(f"other attributes ({len(contributions) - len(named)})", rest),
+    others = int(np.count_nonzero(contributions)) - len(named)   # attributes outside the named bars that contribute
+    remainder = [(f"other attributes ({others})", rest),
                  ("not explained by attributes", float(ranker_gap - contributions.sum()))]
     return named, remainder
 
