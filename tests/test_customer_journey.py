@@ -327,3 +327,23 @@ def test_journey_comparison_logs_the_projects_episode_tags(tmp_path):
     study.run_comparison(config, log=lambda line: None)
     tags = read_scalars(tmp_path / "runs" / "drift-off" / "linucb" / "seed100")
     assert {"episode/reward", "episode/length", "episode/regret", "episode/ctr", "episode/churned"} <= set(tags)
+
+
+@pytest.mark.slow
+def test_quick_journey_comparison_through_the_cli(tmp_path):
+    """The CI version of the journey comparison: every main agent, 2 seeds, through the CLI (prior off: no fit)."""
+    import csv
+
+    from abgym.cli import main
+    from abgym.studies import journey_comparison as study
+
+    out = tmp_path / "quick"
+    assert main(["marketing", "compare", "--env", ENV_ID, "--quick", "--prior", "off", "--out", str(out)]) == 0
+    rows = list(csv.DictReader((out / "per_run.csv").open()))
+    assert {row["agent"] for row in rows} == set(study.MAIN_AGENTS)
+    assert {row["seed"] for row in rows} == {"100", "101"} and all(int(row["users"]) == 150 for row in rows)
+    ltv = {}
+    for row in rows:
+        ltv.setdefault(row["agent"], []).append(float(row["ltv_expected"]))
+    assert np.mean(ltv["longterm_oracle"]) > np.mean(ltv["myopic_oracle"])
+    assert (out / "lifetime_reward.png").stat().st_size > 0
