@@ -17,3 +17,26 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray instance for the whole session (tests/test_parallel.py, test_rllib.py, test_tune_sweep.py), on
+    the 2 cores of the development machine, shut down at the end: starting one costs 7-11 s here.
+
+    Started by abgym's own default with RAY_ADDRESS pointing nowhere: the local backend must start its own
+    instance, not join (or hang on) a cluster that the environment or an old `ray start` names."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'abgym[ray]'")
+    from abgym.parallel import init_ray
+
+    before = os.environ.get("RAY_ADDRESS")
+    os.environ["RAY_ADDRESS"] = "127.0.0.1:9"  # nothing listens there
+    try:
+        init_ray(num_cpus=2)
+    finally:
+        if before is None:
+            del os.environ["RAY_ADDRESS"]
+        else:
+            os.environ["RAY_ADDRESS"] = before
+    yield ray
+    ray.shutdown()

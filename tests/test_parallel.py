@@ -11,29 +11,6 @@ from abgym.parallel import check_backend, map_cells
 ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'abgym[ray]'")
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray instance for the module, on the 2 cores of the development machine, shut down after.
-
-    Started by abgym's own default with RAY_ADDRESS pointing nowhere: the local backend must start its own
-    instance, not join (or hang on) a cluster that the environment or an old `ray start` names."""
-    import os
-
-    from abgym.parallel import init_ray
-
-    before = os.environ.get("RAY_ADDRESS")
-    os.environ["RAY_ADDRESS"] = "127.0.0.1:9"  # nothing listens there
-    try:
-        init_ray(num_cpus=2)
-    finally:
-        if before is None:
-            del os.environ["RAY_ADDRESS"]
-        else:
-            os.environ["RAY_ADDRESS"] = before
-    yield
-    ray.shutdown()
-
-
 def without_seconds(entries: list[dict]) -> list[dict]:
     return [{key: value for key, value in entry.items() if key != "seconds"} for entry in entries]
 

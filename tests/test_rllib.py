@@ -10,13 +10,6 @@ ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip ins
 from abgym import rllib  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def trained(name: str, iterations: int = 2, **settings) -> list[dict]:
     rows = rllib.train(name, iterations, seed=0, log=lambda line: None, train_batch_size=200, minibatch_size=100,
                        num_epochs=1, hidden=(32,), **settings)
@@ -25,7 +18,6 @@ def trained(name: str, iterations: int = 2, **settings) -> list[dict]:
     return rows
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name, env_config", [("marketing", None), ("journey", None), ("abtest", None),
                                               ("marketing-batched", {"horizon": 40, "num_worlds": 8}),
                                               ("journey-batched", {"max_visits": 10, "num_worlds": 8})])
@@ -36,7 +28,6 @@ def test_ppo_trains_on_the_single_agent_envs(name, env_config, local_ray):
     assert all(math.isfinite(loss) for loss in rows[-1]["losses"].values()) and rows[-1]["losses"]
 
 
-@pytest.mark.slow
 def test_ppo_trains_four_policies_on_the_pettingzoo_rpp_env(local_ray):
     from abgym.envs.prompt_personalization import AGENTS
 

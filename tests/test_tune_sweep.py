@@ -10,15 +10,8 @@ pytest.importorskip("ray.tune", reason="the ray extra is not installed: pip inst
 from abgym.studies import tune_sweep  # noqa: E402
 
 
-@pytest.mark.slow
-def test_sweep_runs_every_trial_and_tables_them(tmp_path):
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        summary = tune_sweep.sweep([0.5, 2.0], [3000.0], [100, 101], arrivals=60, out=tmp_path, log=lambda t: None)
-    finally:
-        ray.shutdown()
+def test_sweep_runs_every_trial_and_tables_them(tmp_path, local_ray):
+    summary = tune_sweep.sweep([0.5, 2.0], [3000.0], [100, 101], arrivals=60, out=tmp_path, log=lambda t: None)
     assert [row["seeds"] for row in summary] == [2, 2] and {row["alpha"] for row in summary} == {0.5, 2.0}
     assert summary[0]["cumulative_regret"] <= summary[1]["cumulative_regret"]  # best first
     trials = list(csv.DictReader((tmp_path / "trials.csv").open()))
