@@ -207,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown benchmark(s) {unknown}; choose from {sorted(known)}")
         chosen = [known[name] for name in args.only]
 
+    from abgym.machine import cpu_description, load_line
+
+    print(f"CPU: {cpu_description()}; {load_line()} at start")
     print(f"{'environment':<42} {'steps':>9} {'steps/s':>10} {'x CartPole':>10} {'x RecoGym':>9}")
     for bench in chosen:
         for row in bench(args.seconds, args.repeats):

@@ -30,6 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from abgym.machine import cpu_description, load_line  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 HISTORY = [
@@ -49,7 +53,6 @@ ISA_LIMITS = {
              "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"},
 }
 BACKENDS = ["float32", "bfloat16", "int8", "onnxruntime", "onnxruntime-int8"]
-FLAGS = ["avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8"]
 
 
 def build_prompt(lm, user: int = 0, target_tokens: int = 150) -> str:
@@ -64,27 +67,6 @@ def build_prompt(lm, user: int = 0, target_tokens: int = 150) -> str:
         if len(lm._encode(lm.format_prompt(prompt))) >= target_tokens:
             return prompt
     raise ValueError(f"cannot build a {target_tokens}-token prompt from the history")
-
-
-def cpu_description() -> str:
-    model, flags = "unknown CPU", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model == "unknown CPU":
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    have = [flag for flag in FLAGS if flag in flags]
-    lacks = [flag for flag in FLAGS if flag not in flags]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}, {cores} cores usable; has {' '.join(have) or '-'}; lacks {' '.join(lacks) or '-'}"
-
-
-def load_line() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.1f}, {five:.1f}, {fifteen:.1f}"
 
 
 # ---------------------------------------------------------------------------------------------------- the child

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from abgym.llm._runtime import free_core_threads, thread_override
+from abgym.llm._runtime import available_cores, thread_override
 
 GRAPH_NAME = "decoder.onnx"
 _INPUTS = ("input_ids", "position_ids", "attention_mask")
@@ -97,42 +97,34 @@ def probe_inputs(length: int, offset: int = 3):
 
 
 class OnnxDecoder:
-    """ONNX Runtime sessions over an exported decoder; call it like the torch decoder with a key-value cache.
+    """An ONNX Runtime session over an exported decoder; call it like the torch decoder with a key-value cache.
 
-    ONNX Runtime fixes a session's thread count when it is built, so there is one session per thread count,
-    built when first needed: each call takes the cores other processes leave free now
-    (:func:`abgym.llm._runtime.free_core_threads`, or ``ABGYM_TORCH_THREADS``), as the torch backends do. On a
-    2-core machine that is at most two sessions (each holds its own copy of the weights, ~0.6 GB).
+    Threads: one per core we may run on (``ABGYM_TORCH_THREADS`` overrides), and idle workers sleep instead of
+    spinning. Unlike torch's OpenMP threads, ONNX Runtime's pool hands out work in small pieces that the calling
+    thread also takes, so a worker descheduled by another job does not stall the pass: with a busy-loop process
+    on one of two cores, two threads ranked in 0.99 s against 1.79 s with one (docs/llm.md), so the count is not
+    lowered under load.
     """
 
     def __init__(self, path: Path, threads: int | None = None):
+        import onnxruntime as ort
+
         self.path = Path(path)
-        self.fixed_threads = threads
-        self.threads = 0  # the thread count of the last call
-        self._sessions: dict[int, object] = {}
-        self._past_names = [i.name for i in self._session(1).get_inputs()][len(_INPUTS):]
-
-    def _session(self, threads: int):
-        if threads not in self._sessions:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            # Idle worker threads sleep instead of spinning: on a machine shared with other jobs a spinning thread
-            # takes a core from them.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self._sessions[threads] = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        return self._sessions[threads]
+        self.threads = threads or thread_override() or available_cores()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self._past_names = [i.name for i in self.session.get_inputs()][len(_INPUTS):]
 
     def __call__(self, input_ids, position_ids, attention_mask, past: list[np.ndarray]):
         """Hidden states (batch, n, hidden) and the new cache (a list like ``past``, past + n tokens long)."""
-        self.threads = self.fixed_threads or thread_override() or free_core_threads()
         feed = dict(zip(_INPUTS, (np.asarray(input_ids, np.int64), np.asarray(position_ids, np.int64),
                                   np.asarray(attention_mask, np.float32))))
         feed.update(zip(self._past_names, (np.ascontiguousarray(array, np.float32) for array in past)))
-        hidden, *present = self._session(self.threads).run(None, feed)
+        hidden, *present = self.session.run(None, feed)
         return hidden, present
 
 
