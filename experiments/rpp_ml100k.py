@@ -31,6 +31,10 @@ BUDGETS = {
 BUDGETS["reduced"] = ["--test-users", "40", "--train-users", "60", "--validation-users", "10", "--rounds", "2",
                       "--episodes", "48", "--episodes-per-update", "16", "--eval-every", "3", "--learning-rate", "3e-3",
                       "--search-users", "10", "--enumeration-users", "0", "--no-ablation", "--no-rpp-plus"]
+# Between the two: issue 7's 100 test users and 3 seeds, half its train users, a quarter of its rankings.
+BUDGETS["medium"] = ["--test-users", "100", "--train-users", "100", "--validation-users", "20", "--rounds", "2",
+                     "--episodes", "96", "--episodes-per-update", "16", "--eval-every", "3", "--learning-rate", "3e-3",
+                     "--search-users", "20", "--enumeration-users", "0", "--no-ablation", "--no-rpp-plus"]
 # The issue allows about 20 minutes of training per seed; "full" uses about 4. "long" spends that time: 800 episodes
 # (4 per train user on average) with a larger step, so that the actors can leave the uniform policy.
 BUDGETS["long"] = ["--test-users", "100", "--train-users", "200", "--validation-users", "30", "--rounds", "3",
