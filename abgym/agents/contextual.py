@@ -131,7 +131,7 @@ class LinearBanditAgent(abc.ABC):
         self._refresh_prior(info or {})
 
     def act(self, observation, info: dict | None = None) -> int:
-        X = self.features.arm_features(observation)
+        X = self.features.arm_features(observation, self.n_arms)
         if self.n_arms == 0:
             self.reset(X.shape[0], info)
         if X.shape[0] != self.n_arms:
@@ -180,7 +180,7 @@ class LinearBanditAgent(abc.ABC):
 
     def expected_rewards(self, observation) -> np.ndarray:
         """The posterior mean reward of every variant (prior offset included), without exploring."""
-        X = self.features.arm_features(observation)
+        X = self.features.arm_features(observation, self.n_arms)
         offset = self.prior_offset if self.prior_offset.size == X.shape[0] else np.zeros(X.shape[0])
         if self.posterior is None:
             return offset.copy()

@@ -20,6 +20,11 @@ import numpy as np
 OBSERVATION_KEYS = ("user", "context", "memory", "variants")
 
 
+def has_context(observation) -> bool:
+    """Whether ``observation`` is the marketing envs' Dict observation (user, context, memory, variants)."""
+    return isinstance(observation, dict) and all(key in observation for key in OBSERVATION_KEYS)
+
+
 def check_observation(observation) -> None:
     """Reject observations this module cannot read, with the fix in the message."""
     if not isinstance(observation, dict):
@@ -87,8 +92,15 @@ class FeatureMap:
                 parts.append(np.asarray(observation[part], np.float64).ravel())
         return np.concatenate(parts)
 
-    def arm_features(self, observation) -> np.ndarray:
-        """``phi(s, a)`` for every variant: (n_variants, dim)."""
+    def arm_features(self, observation, n_arms: int | None = None) -> np.ndarray:
+        """``phi(s, a)`` for every variant: (n_variants, dim).
+
+        On an env whose observation carries no user context (ABTest-v0, PromptPersonalization-v0), and given
+        ``n_arms``, every arm's feature vector is the bias alone: the agent is then a context-free bandit (LinUCB
+        becomes UCB on ridge-regularised means, linear TS becomes Gaussian Thompson sampling).
+        """
+        if n_arms and not has_context(observation):
+            return np.ones((int(n_arms), 1))
         check_observation(observation)
         variants = np.asarray(observation["variants"], np.float64)
         if self.model == "disjoint":
@@ -105,6 +117,8 @@ class FeatureMap:
         The agents give interactions their own ridge penalty (``interaction_l2``): a prior that personal deviations
         from the population's preferences are small, so that they are learnt only as fast as the data supports.
         """
+        if not has_context(observation):
+            return np.ones(1, dtype=bool)  # the context-free case: the bias is each arm's main effect
         if self.model == "disjoint":
             mask = np.zeros(self.context(observation).size, dtype=bool)
             mask[0] = True  # each variant's own bias; the context terms are its personalisation
