@@ -73,7 +73,10 @@ def test_evaluation_writes_every_output(tmp_path):
     assert "| hand-written | 6 | " in (tmp_path / "summary.md").read_text()
     for name in ("per_user.csv", "summary.csv", "summary.md", "ndcg.png", "training.png", "run.json"):
         assert (tmp_path / name).stat().st_size > 0
-    assert list((tmp_path / "tensorboard" / "seed0").iterdir())
+    from abgym.tensorboard import read_scalars
+
+    tags = set(read_scalars(tmp_path / "tensorboard" / "seed0"))
+    assert {"episode/ndcg@10", "eval/ndcg@10"} <= tags and not any(tag.startswith("rpp/") for tag in tags)
 
 
 def test_command_line_train_and_bad_option(tmp_path, capsys):

@@ -28,6 +28,9 @@ from abgym.paths import atomic_write
 REWARD_BASELINES = ("initial-prompt", "none")
 
 
+TRAINING_TAGS = {"train_ndcg": "episode/ndcg@10", "validation_ndcg": "eval/ndcg@10"}
+
+
 @dataclass
 class RPPConfig:
     hidden: int = 128
@@ -257,9 +260,12 @@ class RPPAgent:
                 record["llm_calls"] = recommender.stats.calls
             log.history.append(record)
             if writer is not None:
+                # The project's tag scheme (docs/CONTRACTS.md): the training episodes' NDCG@10 is episode/ndcg@10,
+                # the validation users' eval/ndcg@10, the update's own statistics train/* (as SB3 names them).
                 for key, value in record.items():
                     if key != "episodes":
-                        writer.add_scalar(f"rpp/{key}", value, log.episodes)
+                        tag = TRAINING_TAGS.get(key, f"train/{key}")
+                        writer.add_scalar(tag, value, log.episodes)
             if progress:
                 shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
                 print(f"  [rpp seed {self.seed}] {shown}", flush=True)

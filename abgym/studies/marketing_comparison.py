@@ -91,12 +91,12 @@ class OnlineRecorder:
         self.t += 1
         if self.writer is not None and self.t % self.log_every == 0:
             n = self.t
-            self.writer.add_scalar("online/cumulative_regret", self.regret[:n].sum(), n)
-            self.writer.add_scalar("online/ctr", self.click[:n].mean(), n)
-            self.writer.add_scalar("online/conversion_rate", self.conversion[:n].mean(), n)
-            self.writer.add_scalar("online/revenue_per_arrival", self.revenue[:n].mean(), n)
+            # The project's tag scheme (docs/CONTRACTS.md): env/* are means per arrival since the last write.
             window = slice(max(0, n - self.log_every), n)
-            self.writer.add_scalar("online/regret_per_arrival_recent", self.regret[window].mean(), n)
+            for tag, values in (("env/reward", self.reward), ("env/regret", self.regret), ("env/ctr", self.click),
+                                ("env/conversion_rate", self.conversion), ("env/revenue", self.revenue)):
+                self.writer.add_scalar(tag, float(values[window].mean()), n)
+            self.writer.add_scalar("env/cumulative_regret", float(self.regret[:n].sum()), n)
 
 
 def recorder_wrapper(env, recorder: OnlineRecorder):
