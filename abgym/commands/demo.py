@@ -29,7 +29,9 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default="results/demo", help="output folder (default: %(default)s)")
     parser.add_argument("--episodes", type=episodes_arg, default=DEFAULT_EPISODES,
                         help="episodes per seed, or 'all': every held-out experiment once (default: %(default)s)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS),
+    from abgym.commands.options import non_negative_int
+
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=list(DEFAULT_SEEDS),
                         help="seeds (default: 0 1 2)")
     parser.add_argument("--agents", nargs="+", metavar="NAME", help="agents (default: every classical baseline)")
     parser.add_argument("--data", metavar="CSV", help="an Upworthy archive CSV (default: the shipped subset)")
