@@ -34,7 +34,6 @@ from gymnasium.vector.utils import batch_space
 
 from abgym.envs import content as content_module
 from abgym.envs import personalized_marketing as marketing
-from abgym.envs.content import FEATURE_BOUND
 from abgym.envs.journeys import JourneyWorlds
 
 # The settings this env shares with PersonalizedMarketing-v0 (content, population, drift, reward): validated there.
@@ -127,22 +126,8 @@ def build_journeys(config, settings, n_worlds: int, *, embed=None, attribute_sco
 
 
 def observation_space(worlds: JourneyWorlds, observation_type: str) -> spaces.Space:
-    """The single-journey observation space (the layouts of PersonalizedMarketing-v0, one more context entry)."""
-    def box(low, high):
-        return spaces.Box(np.asarray(low, np.float32), np.asarray(high, np.float32), dtype=np.float32)
-
-    bound, emb = FEATURE_BOUND, worlds.embedding_dim
-    one_hots = worlds.user_dim - emb
-    parts = dict(
-        user=box([0.0] * one_hots + [-bound] * emb, [1.0] * one_hots + [bound] * emb),
-        context=box([-1.0, -1.0] + [0.0] * (worlds.context_dim - 2), [1.0] * worlds.context_dim),
-        memory=box([[-bound] * emb + [0.0, 0.0]] * worlds.memory_len, [[bound] * emb + [1.0, 1.0]] * worlds.memory_len),
-        variants=box(np.full((worlds.n_variants, worlds.variant_dim), -bound),
-                     np.full((worlds.n_variants, worlds.variant_dim), bound)))
-    if observation_type == "dict":
-        return spaces.Dict(list(parts.items()))
-    return box(np.concatenate([space.low.ravel() for space in parts.values()]),
-               np.concatenate([space.high.ravel() for space in parts.values()]))
+    """The single-journey observation space: PersonalizedMarketing-v0's layouts (one more context entry, in [0, 1])."""
+    return marketing.observation_spaces(worlds, observation_type)
 
 
 INFO_KEYS = ("expected_rewards", "oracle_action", "click", "conversion", "revenue", "churned", "visit", "trust",

@@ -37,6 +37,7 @@ from abgym.envs.users import (
     build_population,
     channel_distribution,
     logit,
+    observation_tables,
     reward_weights,
 )
 
@@ -72,15 +73,8 @@ class JourneyWorlds:
         self.similarity = unit @ unit.T  # (K, K) cosine of the content vectors
         self.drift = SegmentDrift(config, self.n, self.n_segments, self.content_matrix) if config["drift"] else None
 
-        embeddings = content.embeddings.astype(np.float32)
-        self.embedding_dim = embeddings.shape[1]
-        self.variants = np.concatenate([embeddings, content.attributes.astype(np.float32)], axis=1)
-        self.variants.flags.writeable = False
-        rows = [np.zeros(self.embedding_dim + 2, np.float32)]
-        for k in range(self.n_variants):
-            for click, conversion in ((0, 0), (1, 0), (1, 1)):
-                rows.append(np.concatenate([embeddings[k], [click, conversion]]).astype(np.float32))
-        self.memory_table = np.stack(rows)  # code 1 + 3k + outcome (0 no click, 1 click, 2 conversion); 0 is empty
+        self.variants, self.memory_table = observation_tables(content)  # the memory codes of MarketingWorlds
+        self.embedding_dim = content.embeddings.shape[1]
         self.user_dim = pop.portrait.shape[1]
         self.context_dim = 2 + DAYS + len(CHANNELS) + self.n_regimes + 1
         self.memory_dim = self.embedding_dim + 2

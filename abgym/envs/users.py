@@ -231,6 +231,23 @@ def build_population(config: dict, content_matrix: np.ndarray, target_ctr) -> Po
     return _POPULATIONS[key]
 
 
+def observation_tables(content) -> tuple[np.ndarray, np.ndarray]:
+    """(variants (K, variant_dim), memory table): the content's observation rows, shared by every world.
+
+    ``variants`` is each variant's embedding and attribute scores (read-only). A memory row is ``[embedding of the
+    variant shown, click, conversion]``, looked up by the code ``1 + 3k + outcome`` (outcome 0: no click, 1: a click,
+    2: a conversion); code 0 is an empty memory slot.
+    """
+    embeddings = content.embeddings.astype(np.float32)
+    variants = np.concatenate([embeddings, content.attributes.astype(np.float32)], axis=1)
+    variants.flags.writeable = False
+    rows = [np.zeros(embeddings.shape[1] + 2, np.float32)]
+    for k in range(len(embeddings)):
+        for click, conversion in ((0, 0), (1, 0), (1, 1)):
+            rows.append(np.concatenate([embeddings[k], [click, conversion]]).astype(np.float32))
+    return variants, np.stack(rows)
+
+
 class MarketingWorlds:
     """N independent worlds of one population, stepped together.
 
@@ -281,16 +298,8 @@ class MarketingWorlds:
             np.repeat(np.arange(self.n_profiles), choices) * len(CHANNELS) + self.choice_channel]
 
         # Observation tables that depend on the content and the config only.
-        embeddings = content.embeddings.astype(np.float32)
-        self.embedding_dim = embeddings.shape[1]
-        self.variants = np.concatenate([embeddings, content.attributes.astype(np.float32)], axis=1)
-        self.variants.flags.writeable = False
-        memory_rows = [np.zeros(self.embedding_dim + 2, np.float32)]
-        for k in range(self.n_variants):
-            for click, conversion in ((0, 0), (1, 0), (1, 1)):
-                memory_rows.append(np.concatenate([embeddings[k], [click, conversion]]).astype(np.float32))
-        # Code 1 + 3k + outcome (0: no click, 1: click, 2: conversion); 0 is an empty memory slot.
-        self.memory_table = np.stack(memory_rows)
+        self.variants, self.memory_table = observation_tables(content)
+        self.embedding_dim = content.embeddings.shape[1]
         self.action_code = (1 + 3 * np.arange(self.n_variants)).astype(np.int16)
         # P(churn) before the loyalty factor, by (earlier exposures to the shown variant + 1, click).
         seen = np.arange(FATIGUE_LEVELS)[:, None]
