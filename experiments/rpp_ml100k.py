@@ -1,12 +1,13 @@
-"""The RPP evaluation on MovieLens-100K with SmolLM2-135M, at one of three budgets, as one command.
+"""The RPP evaluation on MovieLens-100K with a local LLM (default Gemma 3 270M), at one of five budgets, as one command.
 
     nice .venv/bin/python experiments/rpp_ml100k.py --budget shared   # a reduced run (20 test users, 40 train users)
     nice .venv/bin/python experiments/rpp_ml100k.py --budget full     # the issue's scale: 200 train users, 100 test
     nice .venv/bin/python experiments/rpp_ml100k.py --budget long     # the same, 4x the training at 3x the step size
     nice .venv/bin/python experiments/rpp_ml100k.py --budget reduced --recommender llm-calibrated  # a busy machine
 
-Extra arguments go to `abgym rpp evaluate` (e.g. --negatives uniform, --model gemma3-270m); the candidate protocol
-defaults to popularity-band negatives (docs/rpp.md); the tables before issue 14 used --negatives uniform.
+Extra arguments go to `abgym rpp evaluate` (e.g. --negatives uniform, --model smollm2-135m); the defaults are
+popularity-band negatives and Gemma 3 270M likelihood scoring (docs/rpp.md says why); the tables before issue 14
+used --negatives uniform --model smollm2-135m.
 
 Each writes per_user.csv, summary.csv, summary.md, ndcg.png, training.png, tensorboard/ and run.json to --out.
 docs/rpp.md reports ``full`` and ``long`` with their times; any extra arguments are passed on to `abgym rpp evaluate`.

@@ -84,6 +84,7 @@ def test_protocol_is_seeded_per_user_and_validated():
     with pytest.raises(ValueError, match="unknown negatives protocol"):
         make_config({"negatives": "popular"})
     assert make_config()["negatives"] == "popularity"  # the default (docs/rpp.md says why)
+    assert make_config()["language_model"] == "gemma3-270m"
 
 
 class PriorModel:

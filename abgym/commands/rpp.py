@@ -12,8 +12,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         choices=["llm-score", "llm-calibrated", "llm-generate", "synthetic"],
                         help="how the LLM ranks: title likelihood (llm-score), likelihood minus the title's prior "
                              "after a neutral prompt (llm-calibrated), or a generated list (llm-generate)")
-    parser.add_argument("--model", default="smollm2-135m", choices=["smollm2-135m", "gemma3-270m"],
-                        help="the local LLM (gemma3-270m: base model, Gemma Terms of Use)")
+    parser.add_argument("--model", default="gemma3-270m", choices=["gemma3-270m", "smollm2-135m"],
+                        help="the local LLM: gemma3-270m (default; base model under the Gemma Terms of Use, "
+                             "https://ai.google.dev/gemma/terms) or smollm2-135m (SmolLM2-135M-Instruct)")
     # The choices are abgym.data.recommendation.NEGATIVE_PROTOCOLS, spelled out so that `--help` stays light.
     parser.add_argument("--negatives", default="popularity", choices=["popularity", "uniform", "popularity-weighted"],
                         help="candidate negatives: from the target's popularity band (default; popularity alone "

@@ -275,6 +275,7 @@ class SentenceRewriter:
     cache: dict[str, str] = field(default_factory=dict)
     rejected: int = 0
     cache_path: Path | None = None
+    chat: bool = True  # False for a base model (Gemma 3 270M): the instruction is continued as raw text
 
     def __post_init__(self):
         self._store = JsonStore(self.cache_path) if self.cache_path else None
@@ -292,7 +293,8 @@ class SentenceRewriter:
         """The rewritten sentence, or the sentence itself when the rewrite is rejected (counted per call)."""
         if sentence not in self.cache:
             answer = self.language_model.generate(
-                [self.instruction(sentence)], max_new_tokens=self.max_new_tokens, temperature=0.0, seed=0
+                [self.instruction(sentence)], max_new_tokens=self.max_new_tokens, temperature=0.0, seed=0,
+                **({} if self.chat else {"chat": False}),
             )[0]
             self.cache[sentence] = answer
             if self._store is not None:

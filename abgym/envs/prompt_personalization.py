@@ -81,7 +81,9 @@ def default_config() -> dict:
         "rounds": 3,  # prompt refinements per episode
         "initial_actions": pa.HAND_WRITTEN,  # the prompt shown in the first observation
         "recommender": "llm-score",  # one of RECOMMENDERS
-        "language_model": "smollm2-135m",  # smollm2-135m (instruct) | gemma3-270m (base; Gemma Terms of Use)
+        # gemma3-270m (base model, Gemma Terms of Use; the default: its prompt effects replicate, docs/rpp.md) |
+        # smollm2-135m (SmolLM2-135M-Instruct, the default before issue 14)
+        "language_model": "gemma3-270m",
         "llm_chat": None,  # score through the chat template; None: yes for SmolLM2-Instruct, no for base Gemma
         "embedder": "minilm",  # minilm (all-MiniLM-L6-v2) | hashing (fast path for tests, not for results)
         "ranking_cache": True,  # keep LLM rankings on disk under the abgym cache

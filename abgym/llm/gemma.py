@@ -117,10 +117,20 @@ def converted_dir(dtype_name: str) -> Path:
     return target
 
 
-def load_gemma(dtype: str = "bfloat16"):
-    """Gemma 3 270M as an :class:`abgym.llm.LanguageModel` (same scoring and generation code as SmolLM2)."""
+_SHARED: dict = {}  # load_gemma() instances, one per dtype
+
+
+def load_gemma(dtype: str = "bfloat16", *, shared: bool = True):
+    """Gemma 3 270M as an :class:`abgym.llm.LanguageModel` (same scoring and generation code as SmolLM2).
+
+    With ``shared`` (default) a process loads it once per dtype: it is read-only, and every env and recommender
+    of a run can use the one copy (540 MB in bfloat16)."""
     if dtype not in ("bfloat16", "float32"):
         raise ValueError(f"dtype must be 'bfloat16' or 'float32', got {dtype!r}")
+    if shared:
+        if dtype not in _SHARED:
+            _SHARED[dtype] = load_gemma(dtype, shared=False)
+        return _SHARED[dtype]
     folder = converted_dir(dtype)
     go_offline()
     limit_torch_threads()

@@ -39,7 +39,7 @@ class EvaluationSettings:
     dataset: str = "movielens-100k"
     data_path: str | None = None
     recommender: str = "llm-score"  # llm-score | llm-calibrated | llm-generate | synthetic (fast pipeline check)
-    language_model: str = "smollm2-135m"  # smollm2-135m | gemma3-270m
+    language_model: str = "gemma3-270m"  # gemma3-270m | smollm2-135m
     negatives: str = "popularity"  # candidate protocol: popularity | uniform | popularity-weighted
     domain: str | None = None  # prompt wording: movies | music | games | products; None: the dataset's
     embedder: str = "minilm"
@@ -206,7 +206,8 @@ def run_evaluation(settings: EvaluationSettings, out: str | Path, *, language_mo
     rewriter = None
     if settings.rpp_plus and hasattr(recommender, "lm"):
         model = re.sub(r"[^A-Za-z0-9._-]+", "_", str(recommender.model_id))
-        rewriter = SentenceRewriter(recommender.lm, cache_path=cache_dir("rpp") / f"rewrites-{model}.json")
+        rewriter = SentenceRewriter(recommender.lm, cache_path=cache_dir("rpp") / f"rewrites-{model}.json",
+                                    chat=getattr(recommender, "chat", True))
 
     def save(stage: str) -> None:
         """Write every output after each stage, so that a run stopped at a deadline keeps what it measured."""
@@ -479,11 +480,12 @@ def markdown_table(summary: list[dict], labels: dict | None = None) -> str:
     for e in summary:
         cells = [f"{e[m]:.3f} [{e[m + '_low']:.3f}, {e[m + '_high']:.3f}]" for m in METRICS]
         seeds = ", ".join(f"{v:.3f}" for v in e["ndcg@10_per_seed"])
-        bound = e.get("ndcg@10_on_enumeration_users", float("nan"))
+        bound = e.get("ndcg@10_on_enumeration_users")
+        bound = "-" if bound is None or not np.isfinite(bound) else f"{bound:.3f}"  # no bound users: no column value
         lines.append(f"| {e['method']} | {e['n_users']} | {cells[0]} | "
                      f"{paired(e, 'ndcg@10_vs_hand_written', 'hand-written')} | "
                      f"{paired(e, 'ndcg@10_vs_best_fixed', 'best-fixed')} | {' | '.join(cells[1:])} | {seeds} "
-                     f"| {bound:.3f} |")
+                     f"| {bound} |")
     return "\n".join(lines) + "\n"
 
 
