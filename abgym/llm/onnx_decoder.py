@@ -102,7 +102,7 @@ class OnnxDecoder:
     Threads: one per core we may run on (``ABGYM_TORCH_THREADS`` overrides), and idle workers sleep instead of
     spinning. Unlike torch's OpenMP threads, ONNX Runtime's pool hands out work in small pieces that the calling
     thread also takes, so a worker descheduled by another job does not stall the pass: with a busy-loop process
-    on one of two cores, two threads ranked in 0.99 s against 1.79 s with one (docs/llm.md), so the count is not
+    on one of two cores, two threads ranked in 0.38 s against 0.55 s with one (docs/llm.md), so the count is not
     lowered under load.
     """
 
