@@ -125,8 +125,7 @@ def child(backend: str, repeats: int, naive: int, generate: bool) -> dict:
 def run_child(backend: str, isa: str, args, *, naive: int = 0, generate: bool = True, repeats: int | None = None,
               threads: int | None = None) -> dict | None:
     env = {**os.environ, **ISA_LIMITS[isa]}
-    env.pop("ABGYM_TORCH_THREADS", None)
-    if threads:
+    if threads:  # else ABGYM_TORCH_THREADS, if the caller set it, applies to every child
         env["ABGYM_TORCH_THREADS"] = str(threads)
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / "result.json"
