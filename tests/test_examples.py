@@ -19,7 +19,7 @@ def load(name: str):
 
 
 def test_every_example_is_tested():
-    tested = {"sb3_ppo_marketing", "bandits_vs_ppo", "pettingzoo_rpp"}
+    tested = {"sb3_ppo_marketing", "bandits_vs_ppo", "pettingzoo_rpp", "rllib_ppo_journey"}
     assert {path.stem for path in EXAMPLES.glob("*.py")} == tested
 
 
@@ -53,3 +53,10 @@ def test_pettingzoo_rpp_learns_the_synthetic_best_prompt(capsys):
 @pytest.mark.parametrize("name", ["sb3_ppo_marketing", "bandits_vs_ppo", "pettingzoo_rpp"])
 def test_examples_have_a_usage_docstring(name):
     assert f"python examples/{name}.py" in load(name).__doc__
+
+
+def test_rllib_ppo_journey_trains_and_reports_lifetime_reward(capsys):
+    pytest.importorskip("ray")
+    assert load("rllib_ppo_journey").main(["--iterations", "2", "--max-visits", "8", "--batch", "400"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("iteration")]
+    assert len(lines) == 2 and "800.0 env steps" in lines[1] and "lifetime reward per user" in lines[1]
