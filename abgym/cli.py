@@ -46,8 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
 def is_user_error(error: BaseException) -> bool:
     """The errors a user's input causes, which the CLI reports in one line: the project's documented ``ValueError``
     family (bad settings, malformed files, refused checkpoints), file-system errors (``OSError``: a missing file, an
-    unwritable folder) and gymnasium's own (an unknown env id). Anything else is a bug and keeps its traceback."""
+    unwritable folder), a missing model package (``ModelPackageMissingError``, whose message is the install
+    command) and gymnasium's own (an unknown env id). Anything else is a bug and keeps its traceback."""
     if isinstance(error, (ValueError, OSError)):
+        return True
+    from abgym.llm._runtime import ModelPackageMissingError  # a missing model package: its message has the fix
+
+    if isinstance(error, ModelPackageMissingError):
         return True
     return any(cls.__module__.startswith("gymnasium.error") for cls in type(error).__mro__)
 

