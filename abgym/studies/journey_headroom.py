@@ -10,9 +10,9 @@
   model (the drift frozen at the decision time) show that variant and then follow the myopic oracle to the end;
   the variant with the highest mean simulated lifetime reward is shown. The rollouts of the K variants share their
   random numbers, so that their differences are not noise. Exact dynamic programming is out of reach: the user
-  state (trust, K view counts, K interest terms, memory) is continuous and grows with K. Rollout improvement is
-  never worse than its base policy in expectation, so the gap to the myopic oracle is a lower bound on the
-  long-term headroom.
+  state (trust, K view counts, K interest terms, memory) is continuous and grows with K. With exact Q-values
+  rollout improvement is never worse than its base policy, so the gap to the myopic oracle is a lower bound on the
+  long-term headroom; with estimated ones it can lose a little where there is nothing to gain.
 
 Every policy meets the same users with the same random numbers (common random numbers): the gaps are paired
 differences with their own 95% intervals, much narrower than the intervals of the means. The study runs all users
