@@ -300,6 +300,9 @@ def test_same_step_autoreset_hands_back_the_final_observation_and_the_next_user(
         if ended.any():
             ended_any = True
             assert np.array_equal(info["_final_obs"], ended)
+            # gymnasium's SAME_STEP layout: final_info is a dict of batched arrays with their own masks.
+            assert np.array_equal(info["final_info"]["_visit"], ended)
+            assert np.all(info["final_info"]["visit"][ended] >= 1)
             for row in np.flatnonzero(ended):
                 assert info["final_obs"][row]["context"][-1] > 0  # the journey's last visit
                 assert obs["context"][row, -1] == 0  # ... and the next user at visit 0, in the same step
@@ -347,3 +350,24 @@ def test_quick_journey_comparison_through_the_cli(tmp_path):
         ltv.setdefault(row["agent"], []).append(float(row["ltv_expected"]))
     assert np.mean(ltv["longterm_oracle"]) > np.mean(ltv["myopic_oracle"])
     assert (out / "lifetime_reward.png").stat().st_size > 0
+
+
+def test_a_lifetime_estimate_cannot_shape_a_per_step_reward():
+    from abgym.agents.reward_estimator import RewardEstimatorWrapper
+
+    with pytest.raises(ValueError, match="use='input'"):
+        RewardEstimatorWrapper(gym.make(ENV_ID), use="both", target="lifetime")
+
+
+def test_the_estimators_ranker_prior_is_on_the_scale_of_its_target():
+    from abgym.studies.journey_comparison import ranker_prior_values
+
+    class FlatPrior:
+        def ctr_prior(self, texts):
+            return np.full(len(texts), 0.05), None
+
+    env = gym.make(ENV_ID, max_visits=30, churn_base=0.05)
+    immediate = ranker_prior_values(FlatPrior(), env, 0.0)
+    lifetime = ranker_prior_values(FlatPrior(), env, 0.95)
+    expected_visits = sum((0.95 * 0.95) ** t for t in range(30))
+    np.testing.assert_allclose(lifetime, immediate * expected_visits)

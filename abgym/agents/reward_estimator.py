@@ -226,6 +226,9 @@ class RewardEstimatorWrapper(gym.Wrapper):
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        if target == "lifetime" and use != "input":
+            raise ValueError(f"target='lifetime' estimates the rest of the journey's return, which cannot shape a "
+                             f"per-step reward: use use='input' with it, not {use!r}")
         self.target, self.gamma = target, float(gamma)
         self._journey: list[tuple[dict, int, float]] = []  # target="lifetime": this journey's visits so far
         if not 0.0 <= beta <= 1.0:

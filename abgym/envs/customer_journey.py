@@ -220,8 +220,9 @@ class CustomerJourneyVectorEnv(VectorEnv):
     Worlds end their journeys at different steps. ``autoreset_mode`` is gymnasium's default
     ``AutoresetMode.NEXT_STEP`` (the step after a world's journey ended starts that world's next user: its action is
     ignored, its reward is 0) or ``AutoresetMode.SAME_STEP`` (the ended world's next user is there in the same step's
-    observation; the last observation and info of the journey are in ``info["final_obs"]`` and
-    ``info["final_info"]``, masked by ``info["_final_obs"]``), the mode SB3's VecEnv needs
+    observation; the journey's last observation is in ``info["final_obs"]`` (an object array, masked by
+    ``info["_final_obs"]``) and its last info in ``info["final_info"]``, a dict of batched arrays with ``_key``
+    masks, as gymnasium's ``SyncVectorEnv`` lays them out), the mode SB3's VecEnv needs
     (:func:`abgym.make_sb3_vec_env` asks for it).
     """
 
@@ -285,12 +286,14 @@ class CustomerJourneyVectorEnv(VectorEnv):
                 final = self._observation()
                 rows = np.flatnonzero(ended)
                 final_obs = np.empty(self.num_envs, dtype=object)
-                final_info = np.empty(self.num_envs, dtype=object)
                 for row in rows:
                     final_obs[row] = (final[row] if self.flat else {key: value[row].copy()
                                                                     for key, value in final.items()})
-                    final_info[row] = {key: out[key][row] for key in INFO_KEYS}
-                info.update(final_obs=final_obs, _final_obs=ended, final_info=final_info, _final_info=ended)
+                # gymnasium's layout: final_info is a dict of batched arrays, each with its own "_key" mask.
+                final_info = {}
+                for key in INFO_KEYS:
+                    final_info[key], final_info["_" + key] = out[key], ended.copy()
+                info.update(final_obs=final_obs, _final_obs=ended, final_info=final_info, _final_info=ended.copy())
                 self.worlds.new_users(rows)
             return self._observation(), reward, terminated, truncated, info
         if restarting.any():

@@ -112,10 +112,15 @@ class JourneyWorlds:
 
     def _visit_context(self, worlds: np.ndarray, u: np.ndarray) -> None:
         """Channel (home channel or another, by the population's arrival model) and time of week of a visit."""
-        s = self.state
-        profile = s["profile"][worlds]
-        s["channel"][worlds] = np.minimum((u[:, :1] > self.channel_p[profile]).sum(axis=1), len(CHANNELS) - 1)
-        s["time_index"][worlds] = (u[:, 1] * DAYS * self.per_day).astype(np.int64)
+        channel, time_index = self.visit_context(self.state["profile"][worlds], u)
+        self.state["channel"][worlds], self.state["time_index"][worlds] = channel, time_index
+
+    def visit_context(self, profile: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(channel, time of week) of the next visit of users ``profile`` from two uniforms each, ``u`` (n, 2).
+
+        A pure function, so that a planner draws the contexts of simulated visits as the env draws real ones."""
+        channel = np.minimum((u[:, :1] > self.channel_p[profile]).sum(axis=1), len(CHANNELS) - 1)
+        return channel, (u[:, 1] * DAYS * self.per_day).astype(np.int64)
 
     # ---------------------------------------------------------------------------------------------- the model
     def response(self, state: dict, drift_logit: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

@@ -167,13 +167,19 @@ def run_bandit(agent, env, seed: int, recorder: JourneyRecorder) -> None:
     run_policy_loop(agent.act, agent.update, env, seed, recorder)
 
 
-def ranker_prior_values(prior, env) -> np.ndarray | None:
-    """Per-variant expected reward of a first visit under the ranker's CTR prior (for the estimator's prior)."""
+def ranker_prior_values(prior, env, gamma: float = 0.0) -> np.ndarray | None:
+    """Per-variant prior of the estimator: the ranker's CTR times the value of a click, a first visit's expected
+    reward; with ``gamma > 0`` (the estimator's lifetime target) times the expected discounted number of visits of a
+    journey at trust 0, ``sum_t (gamma * (1 - churn_base))^t`` over ``max_visits``, so that it is on the scale of
+    the return the estimator learns."""
     if prior is None:
         return None
     texts = list(env.unwrapped.content.texts)
     mean, _ = prior.ctr_prior(texts)
-    return np.asarray(mean, dtype=np.float64) * marketing.prior_scale_for(env)
+    config = env.unwrapped.config
+    per_visit = gamma * (1.0 - float(config["churn_base"]))
+    visits = float(np.sum(per_visit ** np.arange(int(config["max_visits"]))))
+    return np.asarray(mean, dtype=np.float64) * marketing.prior_scale_for(env) * visits
 
 
 def run_rl(name: str, env, seed: int, recorder: JourneyRecorder, tensorboard_dir: Path | None, prior=None):
@@ -196,7 +202,7 @@ def run_rl(name: str, env, seed: int, recorder: JourneyRecorder, tensorboard_dir
     agent = ActorCriticAgent(env, algorithm, estimator=estimator, seed=seed, estimator_kwargs=estimator_kwargs,
                              tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
                              gamma=settings["gamma"], **extra)
-    values = ranker_prior_values(prior, env)
+    values = ranker_prior_values(prior, env, settings["gamma"] if estimator else 0.0)
     if values is not None:
         agent.reward_estimator.set_prior(values, strength=256.0)
     agent.learn(recorder.users * int(env.unwrapped.config["max_visits"]), callback=StopAtBudget(), tb_log_name="sb3")

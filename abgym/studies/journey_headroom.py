@@ -7,7 +7,8 @@
   (what a perfect contextual bandit converges to);
 - ``longterm_oracle``: Monte-Carlo rollout policy improvement over the myopic oracle (Bertsekas' rollout): at
   every visit, for every variant, ``rollouts`` simulated continuations of the journey with the simulator's true
-  model (the drift frozen at the decision time) show that variant and then follow the myopic oracle to the end;
+  model (each simulated visit's channel and time drawn as the env draws them; the drift frozen at the decision
+  time) show that variant and then follow the myopic oracle to the end;
   the variant with the highest mean simulated lifetime reward is shown. The rollouts of the K variants share their
   random numbers, so that their differences are not noise. Exact dynamic programming is out of reach: the user
   state (trust, K view counts, K interest terms, memory) is continuous and grows with K. With exact Q-values
@@ -89,8 +90,11 @@ class RolloutPlanner:
         for _ in range(1, steps):
             if not survival.any():
                 break
-            # The same uniforms for every branch of one world (common random numbers).
-            u = np.repeat(self.rng.random((n_rows, 1, m, 4)), k * outcomes, axis=1).reshape(n, 4)
+            # The same uniforms for every branch of one world (common random numbers): the next visit's channel and
+            # time of week, drawn as the env draws them, then its click, conversion and revenue.
+            u = np.repeat(self.rng.random((n_rows, 1, m, 6)), k * outcomes, axis=1).reshape(n, 6)
+            state["channel"], state["time_index"] = worlds.visit_context(state["profile"], u[:, 4:])
+            u = u[:, :4].copy()
             u[:, 3] = 1.0  # churn is the survival weight, not a draw
             p_click_now, p_conversion_now = worlds.response(state, drift)
             expected = p_click_now * worlds.value_per_click(state, p_conversion_now)
