@@ -280,7 +280,7 @@ class CustomerJourneyVectorEnv(VectorEnv):
         every = ~restarting
         info = {}
         for key in INFO_KEYS:
-            info[key], info["_" + key] = out[key], every
+            info[key], info["_" + key] = out[key], every.copy()  # one mask array per key, as gymnasium does
         if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
             if ended.any():
                 final = self._observation()
