@@ -52,8 +52,8 @@ def test_a_bad_thread_override_names_the_variable(monkeypatch, raw):
         thread_override()
 
 
-@pytest.mark.skipif(available_cores() != 2, reason="sized for the project's 2-core machines")
-def test_a_busy_core_beside_us_drops_torch_to_one_thread_and_the_override_wins(monkeypatch):
+@pytest.mark.skipif(available_cores() < 2, reason="needs a second core for the busy process beside us")
+def test_a_busy_core_beside_us_drops_torch_by_a_thread_and_the_override_wins(monkeypatch):
     import torch
 
     monkeypatch.delenv("ABGYM_TORCH_THREADS", raising=False)
@@ -65,7 +65,8 @@ def test_a_busy_core_beside_us_drops_torch_to_one_thread_and_the_override_wins(m
         time.sleep(0.5)
         assert _runtime._METER.busy_elsewhere() >= 0.7  # the spinner (and whatever else runs) is counted
         time.sleep(0.5)
-        assert limit_torch_threads() == 1 and torch.get_num_threads() == 1
+        threads = limit_torch_threads()  # on the project's 2-core machines: 1
+        assert 1 <= threads <= available_cores() - 1 and torch.get_num_threads() == threads
         monkeypatch.setenv("ABGYM_TORCH_THREADS", "2")
         assert limit_torch_threads() == 2 and torch.get_num_threads() == 2
     finally:

@@ -125,20 +125,14 @@ def build_journeys(config, settings, n_worlds: int, *, embed=None, attribute_sco
     return config, content, JourneyWorlds(config, content, n_worlds, shared)
 
 
-def observation_space(worlds: JourneyWorlds, observation_type: str) -> spaces.Space:
-    """The single-journey observation space: PersonalizedMarketing-v0's layouts (one more context entry, in [0, 1])."""
-    return marketing.observation_spaces(worlds, observation_type)
-
-
 INFO_KEYS = ("expected_rewards", "oracle_action", "click", "conversion", "revenue", "churned", "visit", "trust",
              "segment", "regime_shift")
 
 
 def _check_actions(actions, n: int, k: int) -> np.ndarray:
+    """The vector env's ``n`` actions as int64, or one error naming the expected shape and range."""
     array = np.asarray(actions)
     if array.shape != (n,) or array.dtype.kind not in "iu" or np.any(array < 0) or np.any(array >= k):
-        if n == 1:
-            raise ValueError(f"action must be a variant index in 0..{k - 1}, got {actions!r}")
         raise ValueError(f"actions must be {n} integer variant indices in 0..{k - 1} (shape ({n},)), got "
                          f"{actions!r}")
     return array.astype(np.int64, copy=False)
@@ -157,7 +151,7 @@ class CustomerJourneyEnv(gym.Env):
         self.config, self.content, self.worlds = build_journeys(
             config, settings, 1, embed=embed, attribute_scorer=attribute_scorer, language_model=language_model)
         self.flat = self.config["observation_type"] == "flat"
-        self.observation_space = observation_space(self.worlds, self.config["observation_type"])
+        self.observation_space = marketing.observation_spaces(self.worlds, self.config["observation_type"])
         self.action_space = spaces.Discrete(self.worlds.n_variants)
         self.n_variants = self.worlds.n_variants
         self._seeded, self._done, self._last = False, False, None
@@ -246,7 +240,7 @@ class CustomerJourneyVectorEnv(VectorEnv):
             config, settings, num_envs, embed=embed, attribute_scorer=attribute_scorer, language_model=language_model)
         self.num_envs, self.render_mode = self.worlds.n, None
         self.flat = self.config["observation_type"] == "flat"
-        self.single_observation_space = observation_space(self.worlds, self.config["observation_type"])
+        self.single_observation_space = marketing.observation_spaces(self.worlds, self.config["observation_type"])
         self.single_action_space = spaces.Discrete(self.worlds.n_variants)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)

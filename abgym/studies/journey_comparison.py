@@ -133,9 +133,11 @@ def make_env(config: JourneyComparisonConfig, drift: str):
     return gymnasium.make(ENV_ID, config={**config.env_config, "drift": drift == "on"})
 
 
-def run_policy_loop(choose, update, env, seed: int, recorder: JourneyRecorder) -> None:
-    """Journeys until the recorder has its budget: ``choose(observation, info) -> action``, then ``update``."""
-    observation, info = env.reset(seed=seed)
+def run_policy_loop(choose, update, env, seed: int, recorder: JourneyRecorder, started=None) -> None:
+    """Journeys until the recorder has its budget: ``choose(observation, info) -> action``, then ``update``.
+
+    ``started``: the ``(observation, info)`` of an ``env.reset(seed=seed)`` the caller already made."""
+    observation, info = env.reset(seed=seed) if started is None else started
     reset_info = info
     while not recorder.done:
         action = choose(observation, info)
@@ -151,11 +153,12 @@ def run_oracle(name: str, env, seed: int, recorder: JourneyRecorder, rollouts: i
     from abgym.studies.journey_headroom import RolloutPlanner, myopic_actions
 
     worlds = env.unwrapped.worlds
-    planner = RolloutPlanner(worlds, rollouts, seed=seed + 1)
     if name == "myopic_oracle":
         def choose(observation, info):
             return int(myopic_actions(worlds)[0])
     else:
+        planner = RolloutPlanner(worlds, rollouts, seed=seed + 1)
+
         def choose(observation, info):
             return int(planner.actions()[0])
     run_policy_loop(choose, lambda *args: None, env, seed, recorder)
@@ -164,7 +167,7 @@ def run_oracle(name: str, env, seed: int, recorder: JourneyRecorder, rollouts: i
 def run_bandit(agent, env, seed: int, recorder: JourneyRecorder) -> None:
     observation, info = env.reset(seed=seed)
     agent.reset(env.action_space.n, info, seed=seed)
-    run_policy_loop(agent.act, agent.update, env, seed, recorder)
+    run_policy_loop(agent.act, agent.update, env, seed, recorder, started=(observation, info))
 
 
 def ranker_prior_values(prior, env, gamma: float = 0.0) -> np.ndarray | None:
@@ -222,15 +225,7 @@ def recording(env, recorder: JourneyRecorder):
 
 
 def agent_variants(config: JourneyComparisonConfig, prior_available: bool) -> list[tuple[str, bool]]:
-    variants = []
-    for name in config.agents:
-        if name not in ALL_AGENTS:
-            raise ValueError(f"unknown agent {name!r} for {ENV_ID}; choose from {ALL_AGENTS}")
-        if config.prior in ("off", "auto") or name not in PRIOR_AGENTS:
-            variants.append((name, False))
-        if name in PRIOR_AGENTS and config.prior in ("on", "auto") and prior_available:
-            variants.append((name, True))
-    return variants
+    return marketing.agent_variants(config, prior_available, ALL_AGENTS, PRIOR_AGENTS)
 
 
 def run_cell(config: JourneyComparisonConfig, drift: str, name: str, with_prior: bool, seed: int) -> dict:

@@ -283,14 +283,19 @@ def mean_interval(values) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------------------------------- the runner
-def agent_variants(config: ComparisonConfig, prior_available: bool) -> list[tuple[str, bool]]:
+def agent_variants(config, prior_available: bool, known=None, prior_agents=None) -> list[tuple[str, bool]]:
+    """(agent, with_prior) pairs of the study: with and without the ranker prior where it applies (``--prior``).
+
+    ``known`` and ``prior_agents`` default to this study's agents; the journey comparison passes its own."""
+    known = ALL_AGENTS if known is None else known
+    prior_agents = PRIOR_AGENTS if prior_agents is None else prior_agents
     variants = []
     for name in config.agents:
-        if name not in ALL_AGENTS:
-            raise ValueError(f"unknown agent {name!r}; choose from {ALL_AGENTS}")
-        if config.prior in ("off", "auto") or name not in PRIOR_AGENTS:
+        if name not in known:
+            raise ValueError(f"unknown agent {name!r}; choose from {known}")
+        if config.prior in ("off", "auto") or name not in prior_agents:
             variants.append((name, False))
-        if name in PRIOR_AGENTS and config.prior in ("on", "auto") and prior_available:
+        if name in prior_agents and config.prior in ("on", "auto") and prior_available:
             variants.append((name, True))
     return variants
 
