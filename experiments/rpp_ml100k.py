@@ -1,9 +1,14 @@
-"""The RPP evaluation on MovieLens-100K with a local LLM (default Gemma 3 270M), at one of five budgets, as one command.
+"""The RPP evaluation on MovieLens-100K (or any RecBole dataset) with a local LLM (default Gemma 3 270M), as one command.
 
     nice .venv/bin/python experiments/rpp_ml100k.py --budget shared   # a reduced run (20 test users, 40 train users)
     nice .venv/bin/python experiments/rpp_ml100k.py --budget full     # the issue's scale: 200 train users, 100 test
     nice .venv/bin/python experiments/rpp_ml100k.py --budget long     # the same, 4x the training at 3x the step size
     nice .venv/bin/python experiments/rpp_ml100k.py --budget reduced --recommender llm-calibrated  # a busy machine
+    nice .venv/bin/python experiments/rpp_ml100k.py --budget full --dataset /work/data/lastfm  # a RecBole folder
+
+``--dataset`` is movielens-100k (the default) or a RecBole folder / ``.inter`` file (e.g. LastFM's atomic files from
+the RPP authors' repository, kept outside this repository); the prompts' domain is guessed from its name and item
+fields (``--domain`` overrides it) and the default output folder is ``results/rpp-<dataset name>-<budget>``.
 
 Extra arguments go to `abgym rpp evaluate` (e.g. --negatives uniform, --model smollm2-135m); the defaults are
 popularity-band negatives and Gemma 3 270M likelihood scoring (docs/rpp.md says why); the tables before issue 14
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from abgym.cli import main
 
@@ -45,7 +51,11 @@ BUDGETS["long"] = ["--test-users", "100", "--train-users", "200", "--validation-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="shared")
+    parser.add_argument("--dataset", default="movielens-100k",
+                        help="movielens-100k, or a RecBole folder / .inter file (e.g. /work/data/lastfm)")
     parser.add_argument("--out", default=None)
     args, extra = parser.parse_known_args()
-    out = args.out or f"results/rpp-ml100k-{args.budget}"
-    sys.exit(main(["rpp", "evaluate", "--seeds", "0", "1", "2", *BUDGETS[args.budget], "--out", out, *extra]))
+    name = "ml100k" if args.dataset == "movielens-100k" else Path(args.dataset).name.removesuffix(".inter")
+    out = args.out or f"results/rpp-{name}-{args.budget}"
+    sys.exit(main(["rpp", "evaluate", "--seeds", "0", "1", "2", *BUDGETS[args.budget], "--dataset", args.dataset,
+                   "--out", out, *extra]))
