@@ -95,3 +95,39 @@ def test_interactions_with_untitled_items_are_reported(tmp_path, caplog):
         data = load_recbole(folder)
     assert "1 of" in caplog.text and "'no-such-item'" in caplog.text and "not used" in caplog.text
     assert len(data.interactions) == len(INTER.strip().splitlines())  # still there; build_cases skips it
+
+
+# LastFM as the RPP authors ship it (hetrec2011-lastfm-2k): the item file has name, url and picture_url, the
+# interactions a float "timestamp" (the listening count) and an often empty token_seq of tags.
+LASTFM_INTER = "user_id:token\titem_id:token\ttimestamp:float\ttag_value:token_seq\n" + "".join(
+    f"{u}\t{(u * 5 + k) % 30 + 1}\t{(k * 7919) % 97 + 0.5 * (k % 2)}\t{'rock,indie' if k % 3 else ''}\n"
+    for u in range(2, 26) for k in range(10)
+)
+LASTFM_ITEM = "item_id:token\tname:token\turl:token\tpicture_url:token\n" + "".join(
+    f"{i}\tBand {i}\thttp://www.last.fm/music/Band+{i}\thttp://userserve-ak.last.fm/serve/252/{i}.jpg\n"
+    for i in range(1, 31)
+)
+
+
+def test_lastfm_fields_name_url_and_float_timestamps(tmp_path):
+    data = load_recbole(write(tmp_path / "lastfm", "lastfm", LASTFM_INTER, LASTFM_ITEM))
+    assert data.domain == "music" and data.titles["7"] == "Band 7"  # the name field, not the urls
+    assert data.interactions["timestamp"].dtype.kind == "f" and data.interactions["rating"].isna().all()
+    (case, *_) = build_cases(data, min_history=5)
+    rows = data.interactions[data.interactions["user"] == case.user_id].sort_values("timestamp", kind="stable")
+    # in float-timestamp order, not file order (the file's values jump about): the last one is the target
+    assert rows["item"].tolist() == [*case.history, case.target]
+    assert rows["item"].tolist() != data.interactions[data.interactions["user"] == case.user_id]["item"].tolist()
+
+
+def test_lastfm_like_dataset_runs_through_the_env_with_music_prompts(tmp_path):
+    from abgym.envs import prompt_actions as pa
+    from abgym.envs.prompt_personalization import parallel_env
+
+    folder = write(tmp_path / "lastfm", "lastfm", LASTFM_INTER, LASTFM_ITEM)
+    env = parallel_env({"dataset": str(folder), "recommender": "popularity", "embedder": "hashing", "rounds": 1})
+    env.reset(seed=0)
+    prompt = env.task.prompt(env.case, pa.HAND_WRITTEN)
+    assert env.task.domain == "music" and "listen" in prompt and "Band " in prompt and "http" not in prompt
+    _, rewards, terminations, _, infos = env.step({agent: env.action_space(agent).sample() for agent in env.agents})
+    assert all(terminations.values()) and 0.0 <= next(iter(rewards.values())) <= 1.0
