@@ -40,7 +40,7 @@ from abgym.data.upworthy import load_experiments  # noqa: E402
 from abgym.paths import atomic_write  # noqa: E402
 from abgym.ranker.baselines import NgramRidge, cross_validated_alpha  # noqa: E402
 from abgym.ranker.evaluation import evaluate_predictions, hash_group, protocol_table, random_report  # noqa: E402
-from abgym.ranker.hidden_states import CACHED_LAYERS, POOLINGS, HiddenStateEmbedder  # noqa: E402
+from abgym.ranker.hidden_states import CACHED_LAYERS, POOLINGS, HiddenStateEmbedder, parse_block  # noqa: E402
 from abgym.ranker.ranker import ALGORITHM_1, ContentRanker, RankerConfig, representation_blocks  # noqa: E402
 
 RIDGES = (1.0, 10.0, 100.0)
@@ -55,6 +55,7 @@ class Features:
         self.texts = sorted({t for e in experiments for t in e.texts()})
         self.row = {t: i for i, t in enumerate(self.texts)}
         self.blocks: dict[str, object] = {}
+        self.precomputed: dict[str, np.ndarray] = {}
 
     def block(self, name):
         if name not in self.blocks:
@@ -65,9 +66,12 @@ class Features:
         if name == "minilm":
             from abgym.llm import Embedder
             return np.asarray(Embedder().encode(self.texts, show_progress=True), np.float64)
-        if name.startswith("smollm2-"):
-            _, layer, pooling = name.split("-")
-            return np.asarray(HiddenStateEmbedder(int(layer[1:]), pooling).encode(self.texts, show_progress=True),
+        if name in self.precomputed:  # e.g. a fine-tuned embedder's vectors (experiments/ranker_representations_more.py)
+            return np.asarray(self.precomputed[name], np.float64)
+        parsed = parse_block(name)
+        if parsed is not None:
+            model, layers, pooling = parsed
+            return np.asarray(HiddenStateEmbedder(layers, pooling, model=model).encode(self.texts, show_progress=True),
                               np.float64)
         raise ValueError(f"unknown representation {name!r}")
 
@@ -103,13 +107,25 @@ def batch_predict(ranker, experiments):
 
 
 def cv_score(features, representation, standardize, ridge, train, folds, seed=0):
-    rho = []
+    """Mean Spearman over the CV folds' experiments (every training experiment scored once)."""
+    return cv_scores(features, representation, standardize, ridge, train, folds, seed)["all"]
+
+
+def cv_scores(features, representation, standardize, ridge, train, folds, seed=0, fold_features=None):
+    """Mean CV Spearman over all the folds' experiments and over those significant at p < 0.05 and p < 0.01
+    (chi-square across arms, computed on each experiment's own counts: a property of the data, not of the fold).
+    ``fold_features``: one Features per fold instead of ``features`` (a representation fitted inside each fold)."""
+    reports = []
     for k in range(N_FOLDS):
         inner_train = [e for e, f in zip(train, folds) if f != k]
         inner_test = [e for e, f in zip(train, folds) if f == k]
-        predictions = fit_predict(features, representation, standardize, ridge, inner_train, inner_test)
-        rho.append(evaluate_predictions(predictions, inner_test, seed).spearman)
-    return float(np.concatenate(rho).mean())
+        here = fold_features[k] if fold_features is not None else features
+        predictions = fit_predict(here, representation, standardize, ridge, inner_train, inner_test)
+        reports.append(evaluate_predictions(predictions, inner_test, seed))
+    rho = np.concatenate([r.spearman for r in reports])
+    p = np.concatenate([r.p_value for r in reports])
+    return {"all": float(rho.mean()), "p<0.05": float(rho[p < 0.05].mean()), "p<0.01": float(rho[p < 0.01].mean()),
+            "n": int(len(rho)), "n_p<0.01": int((p < 0.01).sum())}
 
 
 def main(argv=None) -> int:

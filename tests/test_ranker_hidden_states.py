@@ -41,3 +41,29 @@ def test_cache_serves_every_layer_and_pooling(tiny, tmp_path, monkeypatch):
         HiddenStateEmbedder(2, "max", language_model=tiny, cached_layers=(1, 2))
     with pytest.raises(ValueError, match="layer 5"):
         HiddenStateEmbedder(5, "mean", language_model=tiny, cached_layers=(1, 2))
+
+
+def test_several_layers_are_the_normalised_mean_of_each_layers_vector(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("ABGYM_CACHE_DIR", str(tmp_path))
+    texts = ["one headline", "another, longer headline", "x"]
+    singles = [HiddenStateEmbedder(layer, "mean", language_model=tiny, cached_layers=(1, 2)).encode(texts)
+               for layer in (1, 2)]
+    both = HiddenStateEmbedder((1, 2), "mean", language_model=tiny, cached_layers=(1, 2)).encode(texts)
+    mean = (singles[0] + singles[1]) / 2
+    np.testing.assert_allclose(both, mean / np.linalg.norm(mean, axis=1, keepdims=True), atol=1e-6)
+    uncached = HiddenStateEmbedder((1, 2), "mean", language_model=tiny, cached_layers=(1, 2), cache=False)
+    np.testing.assert_allclose(uncached.encode(texts), both, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown hidden-state model"):
+        HiddenStateEmbedder(2, "mean", model="gpt9")
+
+
+def test_representation_blocks_name_models_layers_and_poolings():
+    from abgym.ranker.ranker import representation_blocks
+
+    assert representation_blocks("minilm+gemma3-L10-mean+smollm2-L15,18,21-mean+char") == (
+        ["minilm", "gemma3-L10-mean", "smollm2-L15,18,21-mean"], ["char"])
+    for bad, message in (("gemma3-L11-mean", "layers must be distinct values"),
+                         ("smollm2-L18,18-mean", "distinct"), ("smollm2-L18-max", "pooling"),
+                         ("minilm+llama-L1-mean", "unknown representation block")):
+        with pytest.raises(ValueError, match=message):
+            representation_blocks(bad)

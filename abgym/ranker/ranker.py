@@ -74,24 +74,22 @@ class RankerConfig:
 def representation_blocks(representation: str) -> tuple[list[str], list[str]]:
     """Split a representation like "minilm+smollm2-L18-mean+char" into (dense blocks, n-gram blocks).
 
-    Dense: "minilm" (all-MiniLM-L6-v2, 384), "smollm2-L{layer}-{mean|last}" (SmolLM2 hidden states, 576). N-gram:
-    "char", "word" (hashed TF-IDF, abgym.ranker.ngrams). At least one dense block: the attribute layer (eqs. 3-17)
-    lives in the dense space."""
-    from abgym.ranker.hidden_states import CACHED_LAYERS, POOLINGS
+    Dense: "minilm" (all-MiniLM-L6-v2, 384); hidden states "<model>-L<layers>-<mean|last>" of "smollm2"
+    (SmolLM2-135M, 576) or "gemma3" (Gemma 3 270M, 640), one layer or several averaged ("smollm2-L15,18,21-mean";
+    abgym.ranker.hidden_states). N-gram: "char", "word" (hashed TF-IDF, abgym.ranker.ngrams). At least one dense
+    block: the attribute layer (eqs. 3-17) lives in the dense space."""
+    from abgym.ranker.hidden_states import MODELS, parse_block
 
     dense, sparse = [], []
     for block in str(representation).split("+"):
         if block in ("char", "word"):
             sparse.append(block)
-        elif block == "minilm":
-            dense.append(block)
-        elif (block.startswith("smollm2-L") and len(block.split("-")) == 3
-              and block.split("-")[1][1:].isdigit() and int(block.split("-")[1][1:]) in CACHED_LAYERS
-              and block.split("-")[2] in POOLINGS):
+        elif block == "minilm" or parse_block(block) is not None:
             dense.append(block)
         else:
+            layers = "; ".join(f"{m}: {spec.cached_layers}" for m, spec in MODELS.items())
             raise ValueError(f"unknown representation block {block!r} in {representation!r}; use 'minilm', "
-                             f"'smollm2-L<layer>-<mean|last>' (layers {CACHED_LAYERS}), 'char' or 'word', "
+                             f"'<model>-L<layer>[,<layer>...]-<mean|last>' (layers {layers}), 'char' or 'word', "
                              "joined by '+'")
     if not dense:
         raise ValueError(f"representation {representation!r} has no dense block; add 'minilm' (the attribute layer "
@@ -118,15 +116,15 @@ class ConcatEmbedder:
 def dense_embedder(representation: str):
     """The embedder of a representation's dense blocks (the sentence embedder alone for "minilm")."""
     from abgym.llm import Embedder
-    from abgym.ranker.hidden_states import HiddenStateEmbedder
+    from abgym.ranker.hidden_states import HiddenStateEmbedder, parse_block
 
     parts = []
     for block in representation_blocks(representation)[0]:
         if block == "minilm":
             parts.append(Embedder())
         else:
-            _, layer, pooling = block.split("-")
-            parts.append(HiddenStateEmbedder(int(layer[1:]), pooling))
+            model, layers, pooling = parse_block(block)
+            parts.append(HiddenStateEmbedder(layers, pooling, model=model))
     return parts[0] if len(parts) == 1 else ConcatEmbedder(parts)
 
 
