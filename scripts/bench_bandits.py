@@ -1,12 +1,17 @@
-"""Decisions per second and reward: our LinUCB (and linear TS) beside MABWiser's LinUCB and Vowpal Wabbit's
+"""Decisions per second and regret: our LinUCB and linear TS beside MABWiser's LinUCB and Vowpal Wabbit's
 contextual bandit (``--cb_explore_adf``, its default exploration and ``--squarecb``) on PersonalizedMarketing-v0.
 
-Both are disjoint LinUCB (one ridge regression per variant) with the same exploration (alpha) and regularisation
-(l2), on the same features of the same users (same env seeds). Timed: only the agent's own calls (``act`` and
-``update``), since the env costs both the same; reward: mean reward and regret per arrival over the seeds, and the
-paired difference (ours - MABWiser) with its 95% interval, which should contain 0 (same reward within noise).
+Same env, same env seeds, same features (the disjoint context x of :class:`abgym.agents.features.FeatureMap`; VW
+gets x in a shared namespace crossed with the action, ``-q sa``). "ours"/"ours-ts" are the agents as shipped
+(``abgym.agents.registry``: alpha or v 0.5, ``interaction_l2`` 3000); "ours-mabwiser" is our LinUCB with
+MABWiser's single ridge penalty of 1, the same algorithm as MABWiser's (identical decisions expected). Timed: only
+the agents' own calls (``act`` and ``update``; VW's include writing its text examples); regret per arrival from the
+env's ``expected_rewards``, with paired differences over the seeds and their 95% t-intervals. The reported seeds
+(100-104 by default) are neither the registry's tuning seeds (0-2) nor those of ``--tune`` (1000-1007), the grid
+that checks the shipped settings.
 
-    python scripts/bench_bandits.py                     # 5 seeds x 2000 arrivals
+    python scripts/bench_bandits.py                     # 5 seeds x 2000 arrivals, every peer
+    python scripts/bench_bandits.py --tune              # the tuning grid on seeds 1000-1007 only
     python scripts/bench_bandits.py --seeds 3 --arrivals 1000
 """
 from __future__ import annotations
@@ -81,13 +86,54 @@ class VowpalWabbitCB:
         self.vw.learn(lines)
 
 
+TUNING_SEEDS = range(1000, 1008)  # the tuning grid's seeds: disjoint from the reported ones (--seed-start)
+# No 0: alpha = 0 or v = 0 is the greedy policy, which never explores (it scored 0.058 on the first grid's seeds).
+ALPHAS = (0.1, 0.2, 0.5, 1.0, 2.0)
+VS = (0.1, 0.25, 0.5, 1.0, 2.0)
+INTERACTION_L2S = (1.0, 30.0, 300.0, 1000.0, 3000.0, 10000.0)
+
+
+def tune(arrivals: int, env_config: dict, seeds=TUNING_SEEDS) -> dict[str, dict]:
+    """Grid of (alpha, interaction_l2) for LinUCB and (v, interaction_l2) for linear TS on ``seeds`` only (never
+    the reported seeds); prints mean regret/arrival per setting and returns the best of each agent."""
+    import gymnasium
+
+    import abgym  # noqa: F401
+    from abgym.agents.contextual import LinearThompson, LinUCB
+
+    grids = {"linucb": [(LinUCB, "alpha", value, l2) for value in ALPHAS for l2 in INTERACTION_L2S],
+             "lints": [(LinearThompson, "v", value, l2) for value in VS for l2 in INTERACTION_L2S]}
+    best = {}
+    for agent_name, grid in grids.items():
+        scored = []
+        for cls, key, value, l2 in grid:
+            regrets = []
+            for seed in seeds:
+                env = gymnasium.make("abgym/PersonalizedMarketing-v0", config=env_config)
+                agent = cls(**{key: value}, model="disjoint", interaction_l2=l2, seed=seed)
+                regrets.append(run(agent, env, seed, arrivals)["regret"])
+                env.close()
+            scored.append((float(np.mean(regrets)), key, value, l2))
+            print(f"tune {agent_name} {key}={value:<5g} interaction_l2={l2:<6g}: regret/arrival "
+                  f"{np.mean(regrets):.4f} ± {np.std(regrets, ddof=1) / np.sqrt(len(regrets)):.4f} "
+                  f"(seeds {seeds[0]}-{seeds[-1]})", flush=True)
+        regret, key, value, l2 = min(scored)
+        best[agent_name] = {key: value, "interaction_l2": l2, "tuning_regret": regret}
+    print(f"best on the tuning seeds: {best}")
+    return best
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=5, help="how many reported seeds")
+    parser.add_argument("--seed-start", type=int, default=100,
+                        help="first reported seed (default 100: neither the registry's tuning seeds 0-2 nor --tune's)")
     parser.add_argument("--arrivals", type=int, default=2000)
-    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--alpha", type=float, default=0.5, help="LinUCB's alpha in the MABWiser-equivalent rows")
     parser.add_argument("--env-config", default="{}", help="JSON overrides of the env's default_config()")
     parser.add_argument("--no-vw", action="store_true", help="skip the Vowpal Wabbit peers")
+    parser.add_argument("--tune", action="store_true",
+                        help=f"only run the tuning grid on seeds {TUNING_SEEDS[0]}-{TUNING_SEEDS[-1]} and print it")
     args = parser.parse_args(argv)
 
     import json
@@ -95,7 +141,7 @@ def main(argv=None) -> int:
     import gymnasium
 
     import abgym  # noqa: F401
-    from abgym.agents.contextual import LinUCB
+    from abgym.agents.contextual import LinearThompson, LinUCB
     from abgym.commands.marketing import load_experiment
 
     MabwiserLinUCB = load_experiment().MabwiserLinUCB
@@ -103,10 +149,23 @@ def main(argv=None) -> int:
 
     print(f"CPU: {cpu_description()}; {load_line()} at start")
     env_config = {**json.loads(args.env_config), "horizon": args.arrivals}
-    from abgym.agents.contextual import LinearThompson
+    if args.tune:
+        tune(args.arrivals, env_config)
+        print(f"CPU: {cpu_description()}; {load_line()} at the end")
+        return 0
+    from abgym.agents.registry import make_agent
 
-    peers = {"ours": lambda seed: LinUCB(alpha=args.alpha, model="disjoint", seed=seed),
-             "ours-ts": lambda seed: LinearThompson(model="disjoint", seed=seed),
+    # "ours"/"ours-ts": the agents as shipped (abgym.agents.registry: `--agent linucb` / `lints`, alpha or v 0.5 and
+    # interaction_l2 3000, tuned on seeds 0-2 and confirmed by --tune on seeds 1000-1007); "ours-mabwiser" and
+    # "ours-ts-l2=1": one ridge penalty of 1 on every weight, MABWiser's setting, the same algorithm as MABWiser's
+    # LinUCB (to check speed and identical decisions).
+    shipped = {name: make_agent(name) for name in ("linucb", "lints")}
+    linucb = {"alpha": shipped["linucb"].alpha, "interaction_l2": shipped["linucb"].interaction_l2}
+    lints = {"v": shipped["lints"].v, "interaction_l2": shipped["lints"].interaction_l2}
+    peers = {"ours": lambda seed: make_agent("linucb", seed=seed),
+             "ours-ts": lambda seed: make_agent("lints", seed=seed),
+             "ours-mabwiser": lambda seed: LinUCB(alpha=args.alpha, model="disjoint", seed=seed),
+             "ours-ts-l2=1": lambda seed: LinearThompson(v=lints["v"], model="disjoint", seed=seed),
              "mabwiser": lambda seed: MabwiserLinUCB(alpha=args.alpha, seed=seed)}
     if not args.no_vw:
         try:
@@ -117,14 +176,15 @@ def main(argv=None) -> int:
         except ImportError:
             print("vowpalwabbit is not installed (pip install vowpalwabbit): VW rows skipped")
     results = {name: [] for name in peers}
-    for seed in range(args.seeds):
+    seeds = range(args.seed_start, args.seed_start + args.seeds)
+    for seed in seeds:
         for name, make in peers.items():
             agent = make(seed)
             env = gymnasium.make("abgym/PersonalizedMarketing-v0", config=env_config)
             results[name].append(run(agent, env, seed, args.arrivals))
             env.close()
             row = results[name][-1]
-            print(f"seed {seed} {name:11s}: {row['decisions_per_s']:9.0f} decisions/s, reward/arrival "
+            print(f"seed {seed} {name:15s}: {row['decisions_per_s']:9.0f} decisions/s, reward/arrival "
                   f"{row['reward']:.4f}, regret/arrival {row['regret']:.4f}", flush=True)
 
     from scipy import stats
@@ -133,23 +193,38 @@ def main(argv=None) -> int:
         values = np.array([row[key] for row in results[name]])
         return values.mean(), values
 
+    def paired(a, b, key):
+        difference = summary(a, key)[1] - summary(b, key)[1]
+        half = (stats.t.ppf(0.975, difference.size - 1) * difference.std(ddof=1) / np.sqrt(difference.size)
+                if difference.size > 1 else float("nan"))
+        return difference.mean(), half
+
+    print(f"\nours = LinUCB {linucb}, ours-ts = LinearThompson {lints} (the registry's defaults); ours-mabwiser = "
+          f"LinUCB alpha={args.alpha} and ours-ts-l2=1, one l2 = 1 (MABWiser's setting); reported seeds "
+          f"{seeds[0]}-{seeds[-1]}, {args.arrivals} arrivals, K = 4; decisions/s: agent time only")
     ours_speed, _ = summary("ours", "decisions_per_s")
-    theirs_speed, _ = summary("mabwiser", "decisions_per_s")
-    print(f"\ndecisions/s (agent time only, mean over {args.seeds} seeds): ours {ours_speed:.0f}, "
-          f"MABWiser {theirs_speed:.0f}, ratio {ours_speed / theirs_speed:.1f}x")
-    print(f"{'agent':<12} {'decisions/s':>11} {'ours LinUCB / this':>18} {'regret/arrival':>14}")
+    print(f"{'agent':<16} {'decisions/s':>11} {'ours LinUCB / this':>18} {'regret/arrival':>14} "
+          f"{'ours - this (95%)':>20}")
     for name in peers:
         speed, _ = summary(name, "decisions_per_s")
         _, regret = summary(name, "regret")
-        print(f"{name:<12} {speed:>11.0f} {ours_speed / speed:>17.2f}x {regret.mean():>14.4f}")
+        difference, half = paired("ours", name, "regret") if name != "ours" else (0.0, 0.0)
+        print(f"{name:<16} {speed:>11.0f} {ours_speed / speed:>17.2f}x {regret.mean():>14.4f} "
+              f"{difference:>+11.4f} ± {half:.4f}")
+    for name in [peer for peer in peers if peer.startswith("vw")]:
+        speed_ratio = {agent: summary(agent, "decisions_per_s")[0] / summary(name, "decisions_per_s")[0]
+                       for agent in ("ours", "ours-ts")}
+        for agent in ("ours", "ours-ts"):
+            difference, half = paired(agent, name, "regret")
+            verdict = ("pass" if speed_ratio[agent] >= 1.0 and difference <= 0 else "FAIL")
+            noise = " (the difference is within the 95% interval of 0)" if abs(difference) <= half else ""
+            print(f"target vs {name}: {agent} {speed_ratio[agent]:.2f}x as fast, regret difference "
+                  f"{difference:+.4f} ± {half:.4f}: {verdict} (at least as fast, mean regret no higher){noise}")
     for key in ("reward", "regret"):
-        _, ours = summary("ours", key)
-        _, theirs = summary("mabwiser", key)
-        difference = ours - theirs
-        half = (stats.t.ppf(0.975, difference.size - 1) * difference.std(ddof=1) / np.sqrt(difference.size)
-                if difference.size > 1 else float("nan"))
-        print(f"{key}/arrival: ours {ours.mean():.4f}, MABWiser {theirs.mean():.4f}, paired difference "
-              f"{difference.mean():+.4f} ± {half:.4f} (95%)")
+        difference, half = paired("ours-mabwiser", "mabwiser", key)
+        print(f"{key}/arrival: ours-mabwiser {summary('ours-mabwiser', key)[0]:.4f}, MABWiser "
+              f"{summary('mabwiser', key)[0]:.4f}, paired difference {difference:+.4f} ± {half:.4f} (95%)")
+    print(f"CPU: {cpu_description()}; {load_line()} at the end")
     return 0
 
 

@@ -34,10 +34,28 @@ class Result:
     steps: int
     seconds: float
     reference_steps_per_second: float  # CartPole-v1, timed interleaved with this env
+    target: float | None = None  # issue 17's target for the ratio to CartPole-v1, where it sets one
 
     @property
     def steps_per_second(self) -> float:
         return self.steps / self.seconds
+
+    @property
+    def ratio(self) -> float:
+        return self.steps_per_second / self.reference_steps_per_second
+
+
+# Issue 17's targets, as ratios to CartPole-v1 through gymnasium.make in the same run: the envs through
+# gymnasium.make (what users pay) and the batched simulators' user-steps/s at N = 4,096.
+TARGETS = {"abgym/ABTest-v0 gymnasium.make": 2.0, "abgym/PersonalizedMarketing-v0 gymnasium.make": 1.0,
+           "abgym/CustomerJourney-v0 gymnasium.make": 1.0, "PM-v0 user-steps, N=4096": 70.0,
+           "CJ-v0 user-steps, N=4096": 70.0}
+
+
+def with_targets(results: list[Result]) -> list[Result]:
+    for result in results:
+        result.target = next((ratio for prefix, ratio in TARGETS.items() if result.name.startswith(prefix)), None)
+    return results
 
 
 def time_random_policy(env: gym.Env, seconds: float, seed: int = 0, masked: bool = True) -> tuple[int, float]:
@@ -112,15 +130,26 @@ def bench_personalized_marketing(seconds: float, repeats: int) -> list[Result]:
     """abgym/PersonalizedMarketing-v0, defaults: the single env, then user-steps/s of the batched simulator
     (``make_vec(..., vectorization_mode="vector_entry_point")``) at N = 1, 64, 1024, 4096, with its peak memory
     (tracemalloc over a reset and 20 steps, in a separate untimed run)."""
-    import tracemalloc
-
     env_id = "abgym/PersonalizedMarketing-v0"
     made = gym.make(env_id)
     results = measure([(f"{env_id} raw env", made.unwrapped), (f"{env_id} gymnasium.make", made)], seconds, repeats)
     reference = results[0].reference_steps_per_second
     results += measure_cpu([("PM-v0 raw env, per CPU-s", made.unwrapped), ("PM-v0 gymnasium.make, per CPU-s", made)],
                            seconds, repeats)
-    for n in (1, 64, 1024, 4096):
+    results += batched_user_steps(env_id, "PM-v0", seconds, repeats, reference)
+    return results
+
+
+def batched_user_steps(env_id: str, short: str, seconds: float, repeats: int, reference: float,
+                       sizes=(1, 64, 1024, 4096)) -> list[Result]:
+    """User-steps/s of ``env_id``'s batched simulator (``make_vec(..., vectorization_mode="vector_entry_point")``)
+    at each N, with its peak memory (tracemalloc over a reset and 20 steps, in a separate untimed run). A world's
+    autoreset step (NEXT_STEP: the step after its episode ended, whose action is ignored) is not a user-step and is
+    not counted."""
+    import tracemalloc
+
+    results = []
+    for n in sizes:
         envs = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point")
         rng = np.random.default_rng(0)
         actions = [rng.integers(envs.single_action_space.n, size=n) for _ in range(64)]
@@ -133,14 +162,26 @@ def bench_personalized_marketing(seconds: float, repeats: int) -> list[Result]:
         runs = []
         for _ in range(repeats):
             envs.reset(seed=0)
-            steps, start = 0, time.perf_counter()
+            steps, user_steps, restarting = 0, 0, 0
+            start = time.perf_counter()
             while time.perf_counter() - start < seconds:
-                envs.step(actions[steps % 64])
+                _, _, terminated, truncated, _ = envs.step(actions[steps % 64])
+                user_steps += n - restarting
+                restarting = int(np.count_nonzero(terminated | truncated))
                 steps += 1
-            runs.append((steps * n, time.perf_counter() - start))
+            runs.append((user_steps, time.perf_counter() - start))
         median = sorted(runs, key=lambda run: run[0] / run[1])[len(runs) // 2]
-        results.append(Result(f"PM-v0 user-steps, N={n} ({peak_mb:.0f} MiB peak)", *median, reference))
+        results.append(Result(f"{short} user-steps, N={n} ({peak_mb:.0f} MiB peak)", *median, reference))
     return results
+
+
+def bench_customer_journey(seconds: float, repeats: int) -> list[Result]:
+    """abgym/CustomerJourney-v0, defaults: the single env (raw and through gymnasium.make), then user-steps/s of
+    the batched simulator at N = 1, 64, 1024, 4096."""
+    env_id = "abgym/CustomerJourney-v0"
+    made = gym.make(env_id)
+    results = measure([(f"{env_id} raw env", made.unwrapped), (f"{env_id} gymnasium.make", made)], seconds, repeats)
+    return results + batched_user_steps(env_id, "CJ-v0", seconds, repeats, results[0].reference_steps_per_second)
 
 
 NOTES: list[str] = []  # lines a benchmark adds below the table (ratios that are not against CartPole)
@@ -188,7 +229,8 @@ def bench_sb3_ppo(seconds: float, repeats: int, n_envs: int = 16) -> list[Result
     return [Result(name, *medians[name], reference) for name in makers]
 
 
-BENCHMARKS: list[Callable[[float, int], list[Result]]] = [bench_ab_test, bench_personalized_marketing, bench_sb3_ppo]
+BENCHMARKS: list[Callable[[float, int], list[Result]]] = [bench_ab_test, bench_personalized_marketing,
+                                                          bench_customer_journey, bench_sb3_ppo]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,13 +252,17 @@ def main(argv: list[str] | None = None) -> int:
     from abgym.machine import cpu_description, load_line
 
     print(f"CPU: {cpu_description()}; {load_line()} at start")
-    print(f"{'environment':<42} {'steps':>9} {'steps/s':>10} {'x CartPole':>10} {'x RecoGym':>9}")
+    print(f"{'environment':<48} {'steps':>9} {'steps/s':>11} {'x CartPole':>10} {'x RecoGym':>9} {'target':>7}")
+    verdicts = []
     for bench in chosen:
-        for row in bench(args.seconds, args.repeats):
+        for row in with_targets(bench(args.seconds, args.repeats)):
+            verdict = "" if row.target is None else f">={row.target:g}x {'pass' if row.ratio >= row.target else 'FAIL'}"
+            if row.target is not None:
+                verdicts.append(f"{row.name}: {row.ratio:.2f}x CartPole-v1, target >= {row.target:g}x: "
+                                f"{'pass' if row.ratio >= row.target else 'FAIL'}")
             print(
-                f"{row.name:<42} {row.steps:>9d} {row.steps_per_second:>10,.0f} "
-                f"{row.steps_per_second / row.reference_steps_per_second:>10.2f} "
-                f"{row.steps_per_second / RECOGYM_STEPS_PER_SECOND:>9.1f}"
+                f"{row.name:<48} {row.steps:>9d} {row.steps_per_second:>11,.0f} {row.ratio:>10.2f} "
+                f"{row.steps_per_second / RECOGYM_STEPS_PER_SECOND:>9.1f} {verdict:>7}", flush=True
             )
     print(
         f"Median of {args.repeats} interleaved runs of {args.seconds:g} s each. x CartPole: ratio to gymnasium's "
@@ -225,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     for note in NOTES:
         print(note)
+    if verdicts:
+        print("Issue 17's targets (ratios to CartPole-v1 through gymnasium.make, this run):")
+        for line in verdicts:
+            print(f"  {line}")
+    print(f"CPU: {cpu_description()}; {load_line()} at the end")
     return 0
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from gymnasium import spaces
 
 from abgym.data import upworthy
+from abgym.envs.checks import PassiveChecksOnce
 from abgym.envs.settings import merge_settings
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def default_config() -> dict[str, Any]:
     )
 
 
-class ABTestEnv(gym.Env):
+class ABTestEnv(PassiveChecksOnce, gym.Env):
     """Replay one real A/B test per episode; the agent allocates batches of visitors to arms."""
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -177,14 +178,14 @@ class ABTestEnv(gym.Env):
         return self._mask_bool.copy()
 
     def _observation(self) -> dict[str, np.ndarray]:
-        return {
-            "arms": self._arms.copy(),
-            "traffic_left": np.array([self._left / self._traffic], dtype=np.float32),
-            "action_mask": self._mask_int.copy(),
-        }
+        traffic_left = self._traffic_left.copy()  # a copy of a 1-element array: 3x cheaper than np.array([x])
+        traffic_left[0] = self._left / self._traffic
+        return {"arms": self._arms.copy(), "traffic_left": traffic_left, "action_mask": self._mask_int.copy()}
 
     # ------------------------------------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if not self._reset_checked:
+            return self._checked_reset(seed, options)
         super().reset(seed=seed)
         index = self._choose_experiment(options)
         experiment = self.experiments[index]
@@ -204,6 +205,7 @@ class ABTestEnv(gym.Env):
         # would cost more than the arithmetic.
         self._n = [0] * k
         self._c = [0] * k
+        self._n_arms = k
         self._p_list = self._p.tolist()
         self._arms = np.zeros((self.max_arms, len(ARM_FEATURES)), dtype=np.float32)
         self._arms[:k, 3] = 0.5  # Beta(1, 1) prior: mean 1/2, std sqrt(1/12)
@@ -215,6 +217,8 @@ class ABTestEnv(gym.Env):
         self._mask_int = mask.astype(np.int8)
         self._mask_int.flags.writeable = False
         self.action_space.valid_mask = self._mask_int
+        self._traffic_left = np.ones(1, dtype=np.float32)
+        self.np_random  # noqa: B018  (creates the unseeded generator now: step() reads _np_random directly)
         self._steps = 0
         info = {
             "n_arms": k,
@@ -231,24 +235,31 @@ class ABTestEnv(gym.Env):
         return self._observation(), info
 
     def step(self, action):
+        if not self._step_checked and self._experiment is not None:
+            return self._checked_step(action)
         if self._experiment is None:
             raise RuntimeError("call reset() before step()")
-        if self._left <= 0:
+        left = self._left
+        if left <= 0:
             raise RuntimeError("the episode is over (the experiment's traffic is used up); call reset()")
-        try:
-            arm = operator.index(action)  # ints, numpy integers and 0-d integer arrays; not floats
-        except TypeError:
-            arm = None
-        k = len(self._n)
-        if arm is None or not 0 <= arm < k:
-            raise ValueError(
-                f"invalid action {action!r}: experiment {self._experiment.test_id} has {k} arms, "
-                f"so valid actions are 0..{k - 1} (see info['action_mask'] or action_masks())"
-            )
-        batch = min(self._batch, self._left)
+        n_arms = self._n_arms
+        if type(action) is int and 0 <= action < n_arms:  # the common case, without operator.index's call
+            arm = action
+        else:
+            try:
+                arm = operator.index(action)  # ints, numpy integers and 0-d integer arrays; not floats
+            except TypeError:
+                arm = None
+            if arm is None or not 0 <= arm < n_arms:
+                raise ValueError(
+                    f"invalid action {action!r}: experiment {self._experiment.test_id} has {n_arms} arms, "
+                    f"so valid actions are 0..{n_arms - 1} (see info['action_mask'] or action_masks())"
+                )
+        batch = self._batch if self._batch < left else left
         p = self._p_list[arm]
-        clicks = int(self.np_random.binomial(batch, p))
-        self._left -= batch
+        clicks = int(self._np_random.binomial(batch, p))
+        left -= batch
+        self._left = left
         self._steps += 1
         n = self._n[arm] = self._n[arm] + batch
         c = self._c[arm] = self._c[arm] + clicks
@@ -260,7 +271,7 @@ class ABTestEnv(gym.Env):
         row[2] = c
         row[3] = mean
         row[4] = math.sqrt(mean * (1.0 - mean) / (3.0 + n))
-        terminated = self._left == 0
+        terminated = left == 0
         info = {
             "impressions": batch,
             "clicks": clicks,
@@ -274,7 +285,10 @@ class ABTestEnv(gym.Env):
             winner = int(np.argmax(means))
             info["declared_winner"] = winner
             info["winner_is_best"] = bool(self._p[winner] >= self._best_ctr)
-        return self._observation(), float(clicks), terminated, False, info
+        traffic_left = self._traffic_left.copy()
+        traffic_left[0] = left / self._traffic
+        observation = {"arms": self._arms.copy(), "traffic_left": traffic_left, "action_mask": self._mask_int.copy()}
+        return observation, float(clicks), terminated, False, info
 
     def render(self):
         if self.render_mode is None:

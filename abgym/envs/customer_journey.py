@@ -34,6 +34,7 @@ from gymnasium.vector.utils import batch_space
 
 from abgym.envs import content as content_module
 from abgym.envs import personalized_marketing as marketing
+from abgym.envs.checks import PassiveChecksOnce
 from abgym.envs.journeys import JourneyWorlds
 
 # The settings this env shares with PersonalizedMarketing-v0 (content, population, drift, reward): validated there.
@@ -138,7 +139,7 @@ def _check_actions(actions, n: int, k: int) -> np.ndarray:
     return array.astype(np.int64, copy=False)
 
 
-class CustomerJourneyEnv(gym.Env):
+class CustomerJourneyEnv(PassiveChecksOnce, gym.Env):
     """One user's journey per episode. See the module docstring for the spaces, ``info`` and the settings."""
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -157,6 +158,8 @@ class CustomerJourneyEnv(gym.Env):
         self._seeded, self._done, self._last = False, False, None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if not self._reset_checked:
+            return self._checked_reset(seed, options)
         super().reset(seed=seed)
         if seed is not None or not self._seeded:
             self.worlds.seed(seed if seed is not None else int(self.np_random.integers(2**63)))
@@ -171,6 +174,8 @@ class CustomerJourneyEnv(gym.Env):
             raise gym.error.ResetNeeded("call reset() before step()")
         if self._done:
             raise gym.error.ResetNeeded("the journey has ended (the user churned or reached max_visits): call reset()")
+        if not self._step_checked:
+            return self._checked_step(action)
         try:
             index = int(action)
         except (TypeError, ValueError, OverflowError):

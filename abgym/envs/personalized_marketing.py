@@ -28,6 +28,7 @@ import numpy as np
 from gymnasium import spaces
 
 from abgym.envs import content as content_module
+from abgym.envs.checks import PassiveChecksOnce
 from abgym.envs.content import FEATURE_BOUND
 from abgym.envs.settings import merge_settings
 from abgym.envs.users import AGE_BANDS, CHANNELS, DEVICES, MarketingWorlds
@@ -246,7 +247,7 @@ def campaign_info(content, n_variants: int, mask_shape: tuple[int, ...]) -> dict
             "test_id": content.meta.get("test_id")}
 
 
-class PersonalizedMarketingEnv(gym.Env):
+class PersonalizedMarketingEnv(PassiveChecksOnce, gym.Env):
     """One world of the personalized-marketing simulator. See the module docstring for spaces and info.
 
     Settings (``default_config()``) come as keyword arguments, ``config={...}``, or both.
@@ -273,20 +274,28 @@ class PersonalizedMarketingEnv(gym.Env):
 
     # ------------------------------------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if not self._reset_checked:
+            return self._checked_reset(seed, options)
         super().reset(seed=seed)
         self._seeded = restart_worlds(self.worlds, seed, self.np_random, self._seeded)
         self._last = None
         return self._observation(), self._reset_info()
 
     def step(self, action):
-        try:
-            index = int(action)
-        except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
-            raise ValueError(f"action must be a variant index in 0..{self.n_variants - 1}, got {action!r}") from None
-        if index != action or not 0 <= index < self.n_variants:
-            raise ValueError(f"action must be a variant index in 0..{self.n_variants - 1}, got {action!r}")
+        if type(action) is int and 0 <= action < self.n_variants:  # the common case, checked in one line
+            index = action
+        else:
+            try:
+                index = int(action)
+            except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
+                raise ValueError(f"action must be a variant index in 0..{self.n_variants - 1}, "
+                                 f"got {action!r}") from None
+            if index != action or not 0 <= index < self.n_variants:
+                raise ValueError(f"action must be a variant index in 0..{self.n_variants - 1}, got {action!r}")
         if not self._seeded:
             raise gym.error.ResetNeeded("call reset() before step()")
+        if not self._step_checked:
+            return self._checked_step(action)
         reward, truncated, info = self.worlds.step_one(index)
         self._last = (index, reward, info)
         return self._observation(), reward, False, truncated, info
