@@ -183,19 +183,17 @@ class CustomerJourneyEnv(PassiveChecksOnce, gym.Env):
         if index is None or isinstance(action, (bool, np.bool_)) or index != action \
                 or not 0 <= index < self.n_variants:
             raise ValueError(f"action must be a variant index in 0..{self.n_variants - 1}, got {action!r}")
-        actions = np.array([index], np.int64)
-        out = self.worlds.step(actions)
-        info = {key: (out[key][0].copy() if key == "expected_rewards" else out[key][0].item()) for key in INFO_KEYS}
-        terminated, truncated = bool(out["terminated"][0]), bool(out["truncated"][0])
+        # JourneyWorlds.step_one: the N = 1 step in Python numbers, exactly JourneyWorlds.step's outcome.
+        reward, terminated, truncated, info = self.worlds.step_one(index)
         self._done = terminated or truncated
-        self._last = (int(actions[0]), float(out["reward"][0]), info)
-        return self._observation(), float(out["reward"][0]), terminated, truncated, info
+        self._last = (index, reward, info)
+        return self._observation(), reward, terminated, truncated, info
 
     def _observation(self):
-        user, context, memory = self.worlds.observe()
+        user, context, memory = self.worlds.observe_one()
         if self.flat:
-            return marketing.flatten_observations(user, context, memory, self.worlds.variants)[0]
-        return {"user": user[0], "context": context[0], "memory": memory[0], "variants": self.worlds.variants.copy()}
+            return np.concatenate((user, context, memory.ravel(), self.worlds.variants.ravel()))
+        return {"user": user, "context": context, "memory": memory, "variants": self.worlds.variants.copy()}
 
     def render(self):
         if self.render_mode != "ansi":

@@ -724,17 +724,24 @@ class SegmentDrift:
         self.logit = np.zeros((n, s, self.content_matrix.shape[0]))
 
     def advance(self, clock: np.ndarray) -> np.ndarray:
-        """One step of every world at world time ``clock`` (N,); returns where a regime shift happened (N,)."""
+        """One step of every world at world time ``clock`` (N,); returns where a regime shift happened (N,).
+
+        Called every step of CustomerJourney-v0, so the single world (N = 1) takes basic indexing and Python
+        scalars where the general case needs fancy indexing: the same arrays and operations, fewer calls."""
         u = self.rng.random(self.n)
         shift = u < (self.config["regime_shift_prob"] if self.n_regimes > 1 else 0.0)
-        if shift.any():
+        if np.count_nonzero(shift):
             jump = (u[shift] / self.config["regime_shift_prob"] * (self.n_regimes - 1)).astype(np.int64)
             self.regime[shift] = (self.regime[shift] + 1 + np.minimum(jump, self.n_regimes - 2)) % self.n_regimes
         self.steps += 1
         if self.steps % self.interval == 0:
             self.ou *= self.ou_decay
             self.ou += self.ou_spread * self.rng.standard_normal(self.ou.shape)
-        preference = (self.regime_offsets[np.arange(self.n), self.regime] + self.ou
-                      + self.trend * np.asarray(clock, np.float64)[:, None, None])
+        if self.n == 1:
+            preference = (self.regime_offsets[:, int(self.regime[0])] + self.ou
+                          + self.trend * float(clock[0]))  # (1, S, A), as below
+        else:
+            preference = (self.regime_offsets[np.arange(self.n), self.regime] + self.ou
+                          + self.trend * np.asarray(clock, np.float64)[:, None, None])
         self.logit = preference @ self.content_matrix.T
         return shift
