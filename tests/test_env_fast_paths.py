@@ -1,0 +1,98 @@
+"""The speed paths of issue 17 change no behaviour: gymnasium's checks still run (once, inside the env), and
+CustomerJourney-v0's scalar step (JourneyWorlds.step_one) equals the vectorized step it replaces for one world."""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import abgym  # noqa: F401
+from abgym.envs.registration import CHECKED_INSIDE, ENV_SPECS
+
+SIMULATORS = ("abgym/ABTest-v0", "abgym/PersonalizedMarketing-v0", "abgym/CustomerJourney-v0")
+
+
+@pytest.mark.parametrize("env_id", SIMULATORS)
+def test_make_adds_no_per_step_wrapper_and_the_env_refuses_a_step_before_reset(env_id):
+    assert all(ENV_SPECS[env_id.split("/")[1]][key] == value for key, value in CHECKED_INSIDE.items())
+    env = gym.make(env_id)
+    assert env.unwrapped is env  # no PassiveEnvChecker, no OrderEnforcing around it
+    with pytest.raises((RuntimeError, gym.error.ResetNeeded), match="reset"):
+        env.step(0)
+    env.reset(seed=0)
+    assert env._reset_checked
+    env.step(0)
+    assert env._step_checked
+
+
+@pytest.mark.parametrize("env_id", SIMULATORS)
+def test_the_first_reset_and_step_still_get_gymnasiums_passive_checks(env_id, monkeypatch):
+    """An observation outside the space is reported on the first reset and the first step, as PassiveEnvChecker
+    would, and not again: the check costs nothing per step afterwards."""
+    env = gym.make(env_id)
+    warnings = []
+    monkeypatch.setattr(gym.logger, "warn", lambda message, *args, **kwargs: warnings.append(str(message)))
+    inner_reset, inner_step = type(env).reset, type(env).step
+
+    def bad(observation):  # NaN in every float array: outside the space
+        if isinstance(observation, dict):
+            return {key: value * np.nan if value.dtype.kind == "f" else value for key, value in observation.items()}
+        return observation * np.nan
+
+    monkeypatch.setattr(type(env), "reset", lambda self, **kw: (lambda out: (bad(out[0]), out[1]))(
+        inner_reset(self, **kw)) if self._reset_checked else inner_reset(self, **kw))
+    env.reset(seed=0)
+    assert any("reset" in message for message in warnings), warnings
+    monkeypatch.setattr(type(env), "step", lambda self, action: (lambda out: (bad(out[0]), *out[1:]))(
+        inner_step(self, action)) if self._step_checked else inner_step(self, action))
+    count = len(warnings)
+    env.step(0)
+    assert any("step" in message for message in warnings[count:]), warnings
+    count = len(warnings)
+    env.step(0)
+    env.step(0)
+    assert len(warnings) == count  # checked once
+
+
+def assert_same_observation(got, want):
+    if isinstance(want, dict):
+        assert sorted(got) == sorted(want)
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+def first_world(batch):
+    return batch[0] if not isinstance(batch, dict) else {key: value[0] for key, value in batch.items()}
+
+
+@pytest.mark.parametrize("settings", [{}, {"observation_type": "flat", "max_visits": 9, "regime_shift_prob": 0.05},
+                                      {"drift": False, "fatigue": 0.0, "interest_rate": 0.0},
+                                      {"trust_gain": 3.0, "clickbait": 2.5, "churn_base": 0.3, "reward": "revenue"}])
+def test_journey_scalar_step_equals_the_vectorized_step_of_one_world(settings):
+    """Single env (step_one) and the N = 1 vector env (JourneyWorlds.step, SAME_STEP autoreset, which starts the next
+    user exactly as the single env's reset does) on the same seed and actions: the same observations, rewards,
+    flags and infos, bit for bit, through one journey after another."""
+    single = gym.make("abgym/CustomerJourney-v0", **settings)
+    vector = gym.make_vec("abgym/CustomerJourney-v0", num_envs=1, vectorization_mode="vector_entry_point",
+                          autoreset_mode="SameStep", **settings)
+    rng = np.random.default_rng(1)
+    observation, _ = single.reset(seed=4)
+    batched, _ = vector.reset(seed=4)
+    journeys = 0
+    for _ in range(150):
+        assert_same_observation(observation, first_world(batched))
+        action = int(rng.integers(single.action_space.n))
+        observation, reward, terminated, truncated, info = single.step(action)
+        batched, rewards, terminateds, truncateds, infos = vector.step(np.array([action]))
+        assert (reward, terminated, truncated) == (rewards[0], terminateds[0], truncateds[0])
+        assert sorted(info) == sorted(key for key in infos if not key.startswith("_") and "final" not in key)
+        for key, value in info.items():
+            np.testing.assert_array_equal(value, infos[key][0])
+        assert type(info["click"]) is bool and type(info["visit"]) is int and type(info["trust"]) is float
+        if terminated or truncated:
+            journeys += 1
+            assert_same_observation(observation, infos["final_obs"][0])
+            observation, _ = single.reset()  # the next user, on the same world clock
+    assert journeys >= 3
