@@ -57,6 +57,9 @@ def main(argv=None) -> int:
     parser.add_argument("--test", action="store_true", help="after CV: score the held-out split once")
     parser.add_argument("--reuse", nargs="*", default=[], help="earlier outputs whose CV scores are reused")
     parser.add_argument("--work", default="results/ranker_finetune", help="fine-tuned models and their vectors")
+    parser.add_argument("--extra", nargs="*", default=[], metavar="REPRESENTATION:RIDGE",
+                        help="more standardised candidates to score by CV (e.g. to extend a ridge grid whose best "
+                             "value is at its edge)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="results/ranker_representations_more.json")
     args = parser.parse_args(argv)
@@ -144,6 +147,10 @@ def main(argv=None) -> int:
         best_combo = best_of(combo_keys)
         for ridge in (3.0, 30.0):
             score(best_combo.split(" ")[0], True, ridge)
+
+    for extra in args.extra:
+        representation, ridge = extra.rsplit(":", 1)
+        score(representation, True, float(ridge))
 
     if args.finetune_folds:
         # (c) MiniLM fine-tuned inside each of the first K folds.

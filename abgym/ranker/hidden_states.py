@@ -11,7 +11,9 @@ averaged (``layer=(15, 18, 21)``): each layer's vector is L2-normalised, the mea
 
 The text is the bare headline (no chat template): the model reads it as it would read any text. Gemma is given its
 BOS token first (it was trained with one and its states drift without it); the BOS position is left out of the mean.
-Only the transformer body runs (no language-model head: Gemma's 262k-word head would cost more than its layers).
+Only the transformer body runs (no language-model head: Gemma's 262k-word head would cost more than its layers),
+and only up to the deepest layer asked for: a cold pass for layer 10 of Gemma's 18 stops there (forward hooks),
+storing the cached layers up to it; a deeper layer asked for later is computed then.
 """
 from __future__ import annotations
 
@@ -164,6 +166,8 @@ class HiddenStateEmbedder:
             ids = [[tokenizer.bos_token_id] + i for i in ids]
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         order = np.argsort([-len(i) for i in ids], kind="stable")
+        upto = max(self.layers)
+        computed_layers = [layer for layer in self.cached_layers if layer <= upto]
         result: dict[str, dict[int, np.ndarray]] = {}
         progress = tqdm(total=len(texts), desc=f"{self.spec.label} hidden states", unit="text",
                         disable=not (show_progress if show_progress is not None else len(texts) >= 200))
@@ -176,13 +180,13 @@ class HiddenStateEmbedder:
                 for row, i in enumerate(batch):
                     tokens[row, :len(ids[i])] = torch.tensor(ids[i])
                     mask[row, :len(ids[i])] = 1
-                states = body(input_ids=tokens, attention_mask=mask, output_hidden_states=True).hidden_states
+                states = _hidden_states(body, tokens, mask, upto)
                 weights = mask.unsqueeze(-1).float()
                 if skip:
                     weights[:, :skip] = 0.0
                 last = mask.sum(dim=1) - 1
                 pooled = {}
-                for layer in self.cached_layers:
+                for layer in computed_layers:
                     h = states[layer].float()
                     pooled[(layer, "mean")] = (h * weights).sum(dim=1) / weights.sum(dim=1)
                     pooled[(layer, "last")] = h[torch.arange(len(batch)), last]
@@ -197,3 +201,36 @@ class HiddenStateEmbedder:
                 progress.update(len(batch))
         progress.close()
         return result
+
+
+class _Enough(Exception):
+    """Raised by the forward hook of the deepest layer needed: the rest of the network is not run."""
+
+
+def _hidden_states(body, tokens, mask, upto: int):
+    """The hidden states of layers 0..``upto`` (0: the token embeddings as the model scales them), as
+    ``output_hidden_states`` gives them, without running the layers above ``upto``. The full pass when ``upto`` is
+    the last layer (whose entry in ``output_hidden_states`` may be after the final norm) or the body has no
+    ``layers`` / ``embed_tokens`` to hook."""
+    layers, embed = getattr(body, "layers", None), getattr(body, "embed_tokens", None)
+    if layers is None or embed is None or upto >= len(layers):
+        return body(input_ids=tokens, attention_mask=mask, output_hidden_states=True).hidden_states
+    captured: dict[int, object] = {}
+
+    def keep(index):
+        def hook(module, args, output):
+            captured[index] = output[0] if isinstance(output, tuple) else output
+            if index == upto:
+                raise _Enough
+        return hook
+
+    handles = [embed.register_forward_hook(keep(0))]
+    handles += [layers[i - 1].register_forward_hook(keep(i)) for i in range(1, upto + 1)]
+    try:
+        body(input_ids=tokens, attention_mask=mask)
+    except _Enough:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [captured[i] for i in range(upto + 1)]
