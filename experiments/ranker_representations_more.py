@@ -60,6 +60,12 @@ def main(argv=None) -> int:
     parser.add_argument("--extra", nargs="*", default=[], metavar="REPRESENTATION:RIDGE",
                         help="more standardised candidates to score by CV (e.g. to extend a ridge grid whose best "
                              "value is at its edge)")
+    parser.add_argument("--paired-cv", action="store_true",
+                        help="the CV winner minus the current default per training test (both CV subsets), with "
+                             "paired bootstrap intervals: is the CV gain larger than its noise?")
+    parser.add_argument("--loo", type=int, default=0,
+                        help="with --test: also leave-one-group-out over train + test (this many hash groups) for "
+                             "Algorithm 1, the n-gram baseline, the current default and the CV winner")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="results/ranker_representations_more.json")
     args = parser.parse_args(argv)
@@ -236,14 +242,38 @@ def main(argv=None) -> int:
         result["winner_by_cv"] = winner
         print(f"winner by CV ({CRITERION}, and all tests not worse): {winner}", flush=True)
         save()
+    if args.paired_cv and result.get("winner_by_cv", current_key) != current_key:
+        from abgym.ranker.evaluation import bootstrap_ci
+
+        def per_test(key):
+            representation, standardize, ridge = _parse_key(key)
+            reports = []
+            for k in range(N_FOLDS):
+                inner_train = [e for e, f in zip(train, folds) if f != k]
+                inner_test = [e for e, f in zip(train, folds) if f == k]
+                reports.append(evaluate_predictions(
+                    fit_predict(features, representation, standardize, ridge, inner_train, inner_test), inner_test))
+            return (np.concatenate([r.spearman for r in reports]), np.concatenate([r.p_value for r in reports]))
+
+        winner_rho, p_values = per_test(result["winner_by_cv"])
+        current_rho, _ = per_test(current_key)
+        paired = {}
+        for subset, mask in (("all", np.ones(len(p_values), bool)), ("p<0.05", p_values < 0.05),
+                             ("p<0.01", p_values < 0.01)):
+            difference = winner_rho[mask] - current_rho[mask]
+            paired[subset] = {"n": int(mask.sum()), "delta_spearman": float(difference.mean()),
+                              "ci": bootstrap_ci(difference, seed=args.seed)}
+            print(f"CV paired, winner minus current default, {subset} ({mask.sum()} tests): "
+                  f"{difference.mean():+.4f} {paired[subset]['ci']}", flush=True)
+        result["cv_paired_winner_minus_current"] = paired
+        save()
     if not args.test:
         print(f"wrote {out} ({time.time() - started:.0f} s)")
         return 0
 
     # The held-out split, once: the required rows, the current default and the CV winner.
     winner = result["winner_by_cv"]
-    representation, standardize, ridge = winner.split(" ")[0], winner.split("std=")[1].startswith("True"), \
-        float(winner.split("ridge=")[1])
+    representation, standardize, ridge = _parse_key(winner)
     from abgym.ranker.baselines import NgramRidge
     reports = {"random (uniform guess)": random_report(test, seed=args.seed)}
     paper = ContentRanker(ALGORITHM_1, embedder=Lookup(features, "minilm")).fit(train)
@@ -261,8 +291,34 @@ def main(argv=None) -> int:
     result["held_out_configurations_scored"] = 1 if winner != current_key else 0
     print("\n" + table)
     save()
+    if args.loo:
+        from abgym.ranker.evaluation import leave_one_group_out
+        methods = {
+            "Algorithm 1 (paper), MiniLM": lambda tr, te: batch_predict(
+                ContentRanker(ALGORITHM_1, embedder=Lookup(features, "minilm")).fit(tr), te),
+            "char n-gram ridge (baseline)": lambda tr, te: [
+                m.predict(e.texts()) for m in [NgramRidge(alpha=NGRAM_ALPHA).fit(tr)] for e in te],
+            f"previous default {CURRENT[0]}": lambda tr, te: fit_predict(features, *CURRENT, tr, te),
+        }
+        if winner != current_key:
+            methods[f"CV winner {representation}"] = lambda tr, te: fit_predict(features, representation,
+                                                                                standardize, ridge, tr, te)
+        pooled = {}
+        for name, method in methods.items():
+            t0 = time.time()
+            pooled[name], _ = leave_one_group_out(train + test, method, n_groups=args.loo)
+            print(pooled[name].line(name[:34]), f"({time.time() - t0:.0f} s)", flush=True)
+        loo_table, loo_figures = protocol_table(pooled, baselines=list(methods)[:2], seed=args.seed)
+        result["leave_one_group_out"] = {"n_groups": args.loo, "protocol": loo_figures, "table": loo_table}
+        print("\n" + loo_table)
+        save()
     print(f"wrote {out} ({time.time() - started:.0f} s)")
     return 0
+
+
+def _parse_key(key: str) -> tuple[str, bool, float]:
+    """"REPRESENTATION std=True ridge=30" -> (representation, standardize, ridge)."""
+    return key.split(" ")[0], key.split("std=")[1].startswith("True"), float(key.split("ridge=")[1])
 
 
 if __name__ == "__main__":
