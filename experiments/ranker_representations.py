@@ -41,7 +41,8 @@ from abgym.paths import atomic_write  # noqa: E402
 from abgym.ranker.baselines import NgramRidge, cross_validated_alpha  # noqa: E402
 from abgym.ranker.evaluation import evaluate_predictions, hash_group, protocol_table, random_report  # noqa: E402
 from abgym.ranker.hidden_states import CACHED_LAYERS, POOLINGS, HiddenStateEmbedder, parse_block  # noqa: E402
-from abgym.ranker.ranker import ALGORITHM_1, ContentRanker, RankerConfig, representation_blocks  # noqa: E402
+from abgym.ranker.ranker import (ALGORITHM_1, MINILM_PAIRWISE, ContentRanker, RankerConfig,  # noqa: E402
+                                 representation_blocks)
 
 RIDGES = (1.0, 10.0, 100.0)
 NGRAM_ALPHAS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
@@ -226,7 +227,7 @@ def main(argv=None) -> int:
     reports["Algorithm 1 (paper), MiniLM"] = evaluate_predictions(batch_predict(paper, test), test)
     ngram = NgramRidge(alpha=ngram_alpha).fit(train)
     reports["char n-gram ridge (baseline)"] = evaluate_predictions([ngram.predict(e.texts()) for e in test], test)
-    default = ContentRanker(RankerConfig(), embedder=Lookup(features, "minilm")).fit(train)
+    default = ContentRanker(MINILM_PAIRWISE, embedder=Lookup(features, "minilm")).fit(train)
     reports["pairwise MiniLM (previous default)"] = evaluate_predictions(batch_predict(default, test), test)
     for name, (_, standardize, ridge) in chosen.items():
         label = f"pairwise {name}" + (" (CV winner)" if name == winner else "")

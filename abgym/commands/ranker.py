@@ -24,10 +24,12 @@ def register(subparsers) -> None:
     fit.add_argument("--fields", nargs="+", default=["headline"], choices=["headline", "excerpt", "lede"])
     fit.add_argument("--components", type=int, default=0,
                      help="PCA dimensions q (0: none, the full embedding; chosen by cross-validation, docs/ranker.md)")
-    fit.add_argument("--ridge", type=non_negative_float, default=10.0)
+    fit.add_argument("--ridge", type=non_negative_float, default=None,
+                     help="L2 penalty (default: RankerConfig()'s, 30; the MiniLM-only ranker's CV choice is 10)")
     fit.add_argument("--representation", default=None,
-                     help="text blocks joined by '+': minilm, smollm2-L<layer>-<mean|last>, char, word (default: "
-                          "RankerConfig()'s, minilm+smollm2-L18-mean+char; 'minilm' needs no language model)")
+                     help="text blocks joined by '+': minilm, smollm2-L<layer>-<mean|last>, gemma3-L<layer>-<mean|last>"
+                          ", char, word (default: RankerConfig()'s, minilm+smollm2-L18-mean+gemma3-L10-mean+char; "
+                          "'minilm' needs no language model)")
     fit.add_argument("--standardize", choices=["yes", "no"], default=None,
                      help="scale dense dimensions by their sd (default: yes, as RankerConfig())")
     fit.add_argument("--all", action="store_true", help="fit on every experiment, not only the train split")
@@ -103,7 +105,8 @@ def _fit(args, objective, fields, components, ridge, use_all, representation=Non
     from abgym.ranker.ranker import ContentRanker, RankerConfig
 
     default = RankerConfig()
-    config = RankerConfig(fields=tuple(fields), n_components=components or None, ridge=ridge, objective=objective,
+    config = RankerConfig(fields=tuple(fields), n_components=components or None,
+                          ridge=default.ridge if ridge is None else ridge, objective=objective,
                           representation=representation or default.representation,
                           standardize=default.standardize if standardize is None else standardize)
     experiments = _experiments(args, "all" if use_all else "train")
@@ -118,8 +121,9 @@ def _fit(args, objective, fields, components, ridge, use_all, representation=Non
 
 # Measured on the 2-core development machine (docs/ranker.md): 8,815 headlines in 55 s idle, 360 s under load.
 _TEXTS_PER_SECOND_IDLE, _TEXTS_PER_SECOND_LOADED = 160.0, 25.0
-# SmolLM2 hidden states: 200 headlines in 1.9 s idle; 5 per second with one torch thread at load average 16.
-_HIDDEN_PER_SECOND_IDLE, _HIDDEN_PER_SECOND_LOADED = 100.0, 5.0
+# Hidden states (headlines per second, idle and busy): SmolLM2 200 headlines in 1.9 s idle, 5 per second with one
+# torch thread at load average 16; Gemma 3 270M up to layer 10: see docs/ranker.md ("Cold fit").
+_HIDDEN_PER_SECOND = {"smollm2": (100.0, 5.0), "gemma3": (60.0, 5.0)}
 
 
 def _announce_cold_embedding(ranker, texts) -> None:
@@ -132,7 +136,7 @@ def _announce_cold_embedding(ranker, texts) -> None:
         if cache is not None:  # the sentence embedder
             speeds = (_TEXTS_PER_SECOND_IDLE, _TEXTS_PER_SECOND_LOADED)
         elif hasattr(part, "cache_for_pooling"):  # the language model's hidden states
-            cache, speeds = part.cache_for_pooling(), (_HIDDEN_PER_SECOND_IDLE, _HIDDEN_PER_SECOND_LOADED)
+            cache, speeds = part.cache_for_pooling(), _HIDDEN_PER_SECOND.get(part.spec.name, (60.0, 5.0))
         else:
             continue
         missing = len(keys) - len(cache.get_many(keys))

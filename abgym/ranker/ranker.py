@@ -39,17 +39,17 @@ class RankerFileError(ValueError):
 @dataclass
 class RankerConfig:
     """The defaults are the project's default ranker (docs/ranker.md): the pairwise objective on MiniLM, SmolLM2's
-    layer-18 mean-pooled hidden states and character n-grams side by side, dense dimensions standardised, ridge 10;
-    every choice made by grouped cross-validation inside the training split (experiments/ranker_representations.py).
-    ``ALGORITHM_1`` is the paper's; ``RankerConfig(representation="minilm", standardize=False)`` the MiniLM-only
-    pairwise ranker that was the default before."""
+    layer-18 and Gemma 3 270M's layer-10 mean-pooled hidden states and character n-grams side by side, dense
+    dimensions standardised, ridge 30; every choice made by grouped cross-validation inside the training split
+    (experiments/ranker_representations.py, experiments/ranker_representations_more.py). ``ALGORITHM_1`` is the
+    paper's; ``MINILM_PAIRWISE`` the MiniLM-only pairwise ranker (no language model)."""
     fields: tuple[str, ...] = ("headline",)
     n_components: int | None = None  # q; None or >= embedding dim keeps every direction (no PCA truncation)
-    ridge: float = 10.0              # L2 penalty (pointwise: on impression weights normalised to mean 1)
+    ridge: float = 30.0              # L2 penalty (pointwise: on impression weights normalised to mean 1)
     objective: str = "pairwise"
     weighting: str = "impressions"   # pointwise sample weights: "impressions" or "none"
     # Text representation: blocks joined by "+" (see representation_blocks); "minilm" is the sentence embedder.
-    representation: str = "minilm+smollm2-L18-mean+char"
+    representation: str = "minilm+smollm2-L18-mean+gemma3-L10-mean+char"
     standardize: bool = True         # scale every dense dimension by its sd on the training arms
 
     def __post_init__(self):
@@ -78,13 +78,15 @@ def representation_blocks(representation: str) -> tuple[list[str], list[str]]:
     (SmolLM2-135M, 576) or "gemma3" (Gemma 3 270M, 640), one layer or several averaged ("smollm2-L15,18,21-mean";
     abgym.ranker.hidden_states). N-gram: "char", "word" (hashed TF-IDF, abgym.ranker.ngrams). At least one dense
     block: the attribute layer (eqs. 3-17) lives in the dense space."""
-    from abgym.ranker.hidden_states import MODELS, parse_block
+    from abgym.ranker.hidden_states import MODELS
 
     dense, sparse = [], []
     for block in str(representation).split("+"):
         if block in ("char", "word"):
             sparse.append(block)
-        elif block == "minilm" or parse_block(block) is not None:
+        elif block == "minilm":
+            dense.append(block)
+        elif _hidden_block(block, representation):
             dense.append(block)
         else:
             layers = "; ".join(f"{m}: {spec.cached_layers}" for m, spec in MODELS.items())
@@ -97,6 +99,15 @@ def representation_blocks(representation: str) -> tuple[list[str], list[str]]:
     if len(set(dense + sparse)) != len(dense + sparse):
         raise ValueError(f"representation {representation!r} repeats a block")
     return dense, sparse
+
+
+def _hidden_block(block: str, representation: str) -> bool:
+    from abgym.ranker.hidden_states import parse_block
+
+    try:
+        return parse_block(block) is not None
+    except ValueError as error:
+        raise ValueError(f"unknown representation block {block!r} in {representation!r}: {error}") from None
 
 
 class ConcatEmbedder:
@@ -132,7 +143,9 @@ def dense_embedder(representation: str):
 ALGORITHM_1 = RankerConfig(objective="pointwise", n_components=None, ridge=100.0, representation="minilm",
                            standardize=False)
 # The MiniLM-only pairwise ranker (the default until the representation study): no language model needed.
-MINILM_PAIRWISE = RankerConfig(representation="minilm", standardize=False)
+MINILM_PAIRWISE = RankerConfig(representation="minilm", standardize=False, ridge=10.0)
+# The default before Gemma joined it (docs/ranker.md, first representation study).
+SMOLLM2_DEFAULT = RankerConfig(representation="minilm+smollm2-L18-mean+char", standardize=True, ridge=10.0)
 
 
 @dataclass
