@@ -44,7 +44,8 @@ def run(agent, env, seed: int, arrivals: int) -> dict:
         observation = next_observation
         if terminated or truncated:
             observation, info = env.reset()
-    return {"decisions_per_s": arrivals / agent_seconds, "reward": np.mean(rewards), "regret": np.mean(regrets)}
+    return {"decisions_per_s": arrivals / agent_seconds, "reward": np.mean(rewards), "regret": np.mean(regrets),
+            "n_arms": int(env.action_space.n)}
 
 
 class VowpalWabbitCB:
@@ -199,9 +200,10 @@ def main(argv=None) -> int:
                 if difference.size > 1 else float("nan"))
         return difference.mean(), half
 
+    n_arms = results["ours"][0]["n_arms"]
     print(f"\nours = LinUCB {linucb}, ours-ts = LinearThompson {lints} (the registry's defaults); ours-mabwiser = "
           f"LinUCB alpha={args.alpha} and ours-ts-l2=1, one l2 = 1 (MABWiser's setting); reported seeds "
-          f"{seeds[0]}-{seeds[-1]}, {args.arrivals} arrivals, K = 4; decisions/s: agent time only")
+          f"{seeds[0]}-{seeds[-1]}, {args.arrivals} arrivals, K = {n_arms}; decisions/s: agent time only")
     ours_speed, _ = summary("ours", "decisions_per_s")
     print(f"{'agent':<16} {'decisions/s':>11} {'ours LinUCB / this':>18} {'regret/arrival':>14} "
           f"{'ours - this (95%)':>20}")

@@ -257,7 +257,7 @@ class ABTestEnv(PassiveChecksOnce, gym.Env):
                 )
         batch = self._batch if self._batch < left else left
         p = self._p_list[arm]
-        clicks = int(self._np_random.binomial(batch, p))
+        clicks = self._np_random.binomial(batch, p)  # a Python int
         left -= batch
         self._left = left
         self._steps += 1
@@ -275,7 +275,7 @@ class ABTestEnv(PassiveChecksOnce, gym.Env):
         info = {
             "impressions": batch,
             "clicks": clicks,
-            "expected_regret": float(batch * (self._best_ctr - p)),
+            "expected_regret": batch * (self._best_ctr - p),  # int x float: a float
             "best_arm": self._best_arm,
             "action_mask": self._mask_bool.copy(),
         }
