@@ -1,8 +1,11 @@
 """Steps per second of abgym's environments under a random valid policy, raw and through ``gymnasium.make``.
 
-Each benchmark also times gymnasium's CartPole-v1, interleaved with its own runs, so that the figures can be
-compared across machines and loads as a ratio; RecoGym, a peer environment, steps at about 8,000 steps/s on the
-project's machines (a quoted figure, not measured here).
+Each benchmark also times gymnasium's CartPole-v1 (through ``gymnasium.make``, as users make it), interleaved with its
+own runs, so that the figures can be compared across machines and loads as a ratio; RecoGym, a peer environment,
+steps at about 8,000 steps/s on the project's machines (a quoted figure, not measured here). The rows issue 17 sets
+a target for (``TARGETS``: ABTest-v0 >= 2x, the single PersonalizedMarketing-v0 and CustomerJourney-v0 >= 1x,
+their batched user-steps at N = 4,096 >= 70x) say pass or FAIL, and the CPU line (``abgym.machine``) and the load
+are printed at the start and the end.
 
     python scripts/bench_envs.py                 # every benchmark
     python scripts/bench_envs.py --only ab_test  # one of them
