@@ -69,7 +69,10 @@ def first_world(batch):
 
 @pytest.mark.parametrize("settings", [{}, {"observation_type": "flat", "max_visits": 9, "regime_shift_prob": 0.05},
                                       {"drift": False, "fatigue": 0.0, "interest_rate": 0.0},
-                                      {"trust_gain": 3.0, "clickbait": 2.5, "churn_base": 0.3, "reward": "revenue"}])
+                                      {"trust_gain": 3.0, "clickbait": 2.5, "churn_base": 0.3, "reward": "revenue"},
+                                      # logits beyond +-709: exp overflows, scipy's expit gives exactly 0 (or 1)
+                                      {"trust_click_effect": 400.0, "trust_conversion_effect": 400.0,
+                                       "bait_annoyance": 20.0, "churn_base": 0.01}])
 def test_journey_scalar_step_equals_the_vectorized_step_of_one_world(settings):
     """Single env (step_one) and the N = 1 vector env (JourneyWorlds.step, SAME_STEP autoreset, which starts the next
     user exactly as the single env's reset does) on the same seed and actions: the same observations, rewards,

@@ -46,6 +46,16 @@ from abgym.envs.users import (
 JOURNEY_STATE = ("profile", "visit", "trust", "exposures", "interest", "codes", "channel", "time_index", "alive")
 
 
+def _expit(values: list[float]) -> list[float]:
+    """scipy's ``expit`` of each value, in Python floats: ``1 / (1 + exp(-x))`` with the C library's ``exp``, as
+    scipy computes it, bit for bit; where ``exp`` overflows (x below about -709.78) scipy gets 1 / inf = 0."""
+    exp = math.exp
+    try:
+        return [1 / (1 + exp(-x)) for x in values]
+    except OverflowError:
+        return [1 / (1 + exp(-x)) if x > -709.0 else float(expit(x)) for x in values]
+
+
 class JourneyWorlds:
     """N worlds of one population and one campaign, stepped together by numpy operations over the world axis."""
 
@@ -249,10 +259,9 @@ class JourneyWorlds:
         segment = int(pop.segment[profile])
         if self.drift is not None:
             logits = [x + d for x, d in zip(logits, self.drift.logit[0, segment].tolist())]
-        exp = math.exp
-        p_click = [1 / (1 + exp(-x)) for x in logits]
+        p_click = _expit(logits)
         conversion_trust = cfg["trust_conversion_effect"] * trust
-        p_conversion = [1 / (1 + exp(-(x + conversion_trust))) for x in self.conversion_logit[profile].tolist()]
+        p_conversion = _expit([x + conversion_trust for x in self.conversion_logit[profile].tolist()])
         w_click, w_conversion, w_revenue = self.weights
         revenue_mean = float(pop.revenue_mean[profile])
         after_click = w_conversion + w_revenue * revenue_mean
