@@ -99,6 +99,25 @@ class JourneyWorlds:
         phase = 2 * np.pi * (np.arange(self.per_day, dtype=np.int64)) / self.per_day
         self._sin, self._cos = np.sin(phase).tolist(), np.cos(phase).tolist()
         self._time_rows = None  # pop.time_logit_table as lists, made on the first step_one
+        # Tables of the vectorized step, so that it gathers rows (np.take) rather than computing them per step:
+        # the static click logits by (profile, channel), the fatigue penalty by count, and every column of the
+        # context but the last by (time of week, channel, regime), built by the same formulas as before.
+        self._static_rows = pop.static_logit.reshape(-1, self.n_variants)
+        self._log1p_table = np.log1p(np.arange(self.max_visits + 2, dtype=np.int64))
+        self._fatigue = config["fatigue"] * self._log1p_table
+        week, n_channels = DAYS * self.per_day, len(CHANNELS)
+        time_index = np.repeat(np.arange(week), n_channels * self.n_regimes)
+        channel = np.tile(np.repeat(np.arange(n_channels), self.n_regimes), week)
+        regime = np.tile(np.arange(self.n_regimes), week * n_channels)
+        table = np.zeros((len(time_index), self.context_dim), np.float32)
+        phase = 2 * np.pi * (time_index % self.per_day) / self.per_day
+        table[:, 0], table[:, 1] = np.sin(phase), np.cos(phase)
+        rows = np.arange(len(table))
+        table[rows, 2 + time_index // self.per_day] = 1.0
+        table[rows, 2 + DAYS + channel] = 1.0
+        if self.drift is not None and config["observe_campaign"]:
+            table[rows, 2 + DAYS + n_channels + regime] = 1.0
+        self._context_table = table
 
     # ------------------------------------------------------------------------------------------------ seeding
     def seed(self, seed: int | None) -> None:
@@ -137,22 +156,28 @@ class JourneyWorlds:
         """(channel, time of week) of the next visit of users ``profile`` from two uniforms each, ``u`` (n, 2).
 
         A pure function, so that a planner draws the contexts of simulated visits as the env draws real ones."""
-        channel = np.minimum((u[:, :1] > self.channel_p[profile]).sum(axis=1), len(CHANNELS) - 1)
+        channel = np.minimum((u[:, :1] > self.channel_p.take(profile, axis=0)).sum(axis=1), len(CHANNELS) - 1)
         return channel, (u[:, 1] * DAYS * self.per_day).astype(np.int64)
 
     # ---------------------------------------------------------------------------------------------- the model
     def response(self, state: dict, drift_logit: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """(P(click), P(conversion | click)), each (n, K), for the users in ``state`` at their current visit."""
         pop, cfg = self.population, self.config
-        profile = state["profile"]
-        logits = (pop.static_logit[profile, state["channel"]] + pop.time_logit_table[state["time_index"]]
-                  + cfg["trust_click_effect"] * state["trust"][:, None] + state["interest"])
+        profile, trust = state["profile"], state["trust"][:, None]
+        logits = self._static_rows.take(profile * len(CHANNELS) + state["channel"], axis=0)
+        logits += pop.time_logit_table.take(state["time_index"], axis=0)
+        logits += cfg["trust_click_effect"] * trust
+        logits += state["interest"]
         if cfg["fatigue"]:
-            logits -= cfg["fatigue"] * np.log1p(state["exposures"])
+            exposures = state["exposures"]
+            # A count is at most the visits so far (the table covers max_visits); beyond it, compute the log.
+            logits -= (self._fatigue.take(exposures) if exposures.max(initial=0) < len(self._fatigue)
+                       else cfg["fatigue"] * np.log1p(exposures))
         if drift_logit is not None:
             logits += drift_logit
-        conversion = expit(self.conversion_logit[profile] + cfg["trust_conversion_effect"] * state["trust"][:, None])
-        return expit(logits), conversion
+        conversion = self.conversion_logit.take(profile, axis=0)
+        conversion += cfg["trust_conversion_effect"] * trust
+        return expit(logits, out=logits), expit(conversion, out=conversion)
 
     def value_per_click(self, state: dict, p_conversion: np.ndarray) -> np.ndarray:
         """(n, K): expected reward of a click (its own weight plus the expected conversion and revenue)."""
@@ -164,8 +189,8 @@ class JourneyWorlds:
         """(n, K): each world's drift of its current user's segment, or None without drift."""
         if self.drift is None:
             return None
-        worlds = self.rows if worlds is None else worlds
-        return self.drift.logit[worlds, self.population.segment[self.state["profile"][worlds]]]
+        profile = self.state["profile"] if worlds is None else self.state["profile"][worlds]
+        return self.drift.segment_logit(worlds, self.population.segment.take(profile))
 
     def expected_rewards(self) -> np.ndarray:
         """(N, K): the true immediate expected reward of each variant for each world's user now."""
@@ -180,13 +205,18 @@ class JourneyWorlds:
         """
         cfg, pop = self.config, self.population
         rows = np.arange(len(actions))
+        shown = rows * self.n_variants + actions  # flat index into (n, K) arrays: one take instead of a pair
         p_click, p_conversion = self.response(state, drift_logit)
         expected = p_click * self.value_per_click(state, p_conversion)
-        click = u[:, 0] < p_click[rows, actions]
-        conversion = click & (u[:, 1] < p_conversion[rows, actions])
+        click = u[:, 0] < p_click.take(shown)
+        conversion = click & (u[:, 1] < p_conversion.take(shown))
         sigma = cfg["revenue_sigma"]
-        revenue = np.where(conversion, pop.revenue_mean[state["profile"]]
-                           * np.exp(sigma * ndtri(np.clip(u[:, 2], 1e-12, 1 - 1e-12)) - 0.5 * sigma * sigma), 0.0)
+        revenue = np.zeros(len(actions))
+        converted = np.flatnonzero(conversion)  # the log-normal draw only where it is used
+        if len(converted):
+            revenue[converted] = (pop.revenue_mean.take(state["profile"].take(converted))
+                                  * np.exp(sigma * ndtri(np.clip(u[converted, 2], 1e-12, 1 - 1e-12))
+                                           - 0.5 * sigma * sigma))
         w_click, w_conversion, w_revenue = self.weights
         reward = w_click * click + w_conversion * conversion + w_revenue * revenue
 
@@ -196,13 +226,16 @@ class JourneyWorlds:
         state["trust"] = np.clip(trust, -cfg["trust_cap"], cfg["trust_cap"])
         earlier = state["exposures"][rows, actions]
         state["exposures"][rows, actions] = earlier + 1
-        if cfg["interest_rate"]:
-            state["interest"] += (cfg["interest_rate"] * click)[:, None] * self.similarity[actions]
+        clicked = np.flatnonzero(click)
+        if cfg["interest_rate"] and len(clicked):  # a user who did not click gains no interest (the term is 0)
+            state["interest"][clicked] += (cfg["interest_rate"] * 1.0) * self.similarity.take(actions[clicked], axis=0)
         codes = state["codes"]
         codes[:, 1:] = codes[:, :-1].copy()
         codes[:, 0] = 1 + 3 * actions + click + conversion
         p_churn = np.clip(cfg["churn_base"] * np.exp(-cfg["churn_trust"] * state["trust"])
-                          + cfg["churn_repeat"] * np.log1p(earlier), 0.0, 1.0)
+                          + cfg["churn_repeat"] * (self._log1p_table.take(earlier)
+                                                   if earlier.max(initial=0) < len(self._log1p_table)
+                                                   else np.log1p(earlier)), 0.0, 1.0)
         churned = u[:, 3] < p_churn
         state["visit"] = state["visit"] + 1
         return dict(reward=reward, click=click, conversion=conversion, revenue=revenue, expected_rewards=expected,
@@ -218,7 +251,7 @@ class JourneyWorlds:
         drift_logit = self.drift_logits()
         out = self.transition(s, actions, self.rng_responses.random((self.n, 4)), drift_logit)
         out["oracle_action"] = out["expected_rewards"].argmax(axis=1)
-        out["segment"] = self.population.segment[s["profile"]]
+        out["segment"] = self.population.segment.take(s["profile"])
         out["visit"] = s["visit"].copy()
         out["trust"] = s["trust"].copy()
         terminated = out["churned"]
@@ -258,7 +291,7 @@ class JourneyWorlds:
             logits = [x - fatigue * log1p[e] for x, e in zip(logits, exposures.tolist())]
         segment = int(pop.segment[profile])
         if self.drift is not None:
-            logits = [x + d for x, d in zip(logits, self.drift.logit[0, segment].tolist())]
+            logits = [x + d for x, d in zip(logits, self.drift.segment_logit_one(segment))]
         p_click = _expit(logits)
         conversion_trust = cfg["trust_conversion_effect"] * trust
         p_conversion = _expit([x + conversion_trust for x in self.conversion_logit[profile].tolist()])
@@ -324,16 +357,14 @@ class JourneyWorlds:
     # ---------------------------------------------------------------------------------------- observations
     def observe(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(user (N, user_dim), context (N, context_dim), memory (N, memory_len, memory_dim))."""
-        s, n = self.state, self.n
-        phase = 2 * np.pi * (s["time_index"] % self.per_day) / self.per_day
-        context = np.zeros((n, self.context_dim), np.float32)
-        context[:, 0], context[:, 1] = np.sin(phase), np.cos(phase)
-        context[self.rows, 2 + s["time_index"] // self.per_day] = 1.0
-        context[self.rows, 2 + DAYS + s["channel"]] = 1.0
-        if self.drift is not None and self.config["observe_campaign"]:
-            context[self.rows, 2 + DAYS + len(CHANNELS) + self.drift.regime] = 1.0
+        s = self.state
+        rows = (s["time_index"] * len(CHANNELS) + s["channel"]) * self.n_regimes
+        if self.drift is not None:
+            rows += self.drift.regime
+        context = self._context_table.take(rows, axis=0)
         context[:, -1] = s["visit"] / self.max_visits
-        return (self.population.portrait[s["profile"]], context, self.memory_table[s["codes"]])
+        return (self.population.portrait.take(s["profile"], axis=0), context,
+                self.memory_table.take(s["codes"], axis=0))
 
     def copy_state(self, worlds: np.ndarray, repeats: int) -> dict:
         """The users of ``worlds``, each repeated ``repeats`` times (for planning on copies)."""
