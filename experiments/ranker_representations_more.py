@@ -46,6 +46,7 @@ from abgym.ranker.hidden_states import MODELS  # noqa: E402
 from abgym.ranker.ranker import ALGORITHM_1, ContentRanker, RankerConfig  # noqa: E402
 
 CURRENT = ("minilm+smollm2-L18-mean+char", True, 10.0)
+NEW_DEFAULT = ("minilm+smollm2-L18-mean+gemma3-L10-mean+char", True, 30.0)  # this study's CV winner
 NGRAM_ALPHA = 30.0  # chosen by CV in experiments/ranker_representations.py
 CRITERION = "p<0.01"
 
@@ -54,6 +55,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--finetune-folds", type=int, default=0, help="fine-tune MiniLM inside this many CV folds")
     parser.add_argument("--finetune-only", action="store_true", help="skip the frozen candidates' CV")
+    parser.add_argument("--finetune-full", action="store_true",
+                        help="fine-tune MiniLM on the whole training split (for --test-finetuned) and stop")
+    parser.add_argument("--test-finetuned", default=None, metavar="REPRESENTATION:STANDARDIZE:RIDGE",
+                        help="score the held-out split once for this fine-tuned candidate (block 'minilm-ft'), "
+                             "beside the required rows and the default")
     parser.add_argument("--test", action="store_true", help="after CV: score the held-out split once")
     parser.add_argument("--reuse", nargs="*", default=[], help="earlier outputs whose CV scores are reused")
     parser.add_argument("--work", default="results/ranker_finetune", help="fine-tuned models and their vectors")
@@ -110,6 +116,22 @@ def main(argv=None) -> int:
 
     def best_of(keys):
         return max(keys, key=lambda k: result["cv"][k][CRITERION])
+
+    if args.finetune_full:
+        from abgym.ranker.finetune import encode_with, finetune_minilm
+        vectors_path = Path(args.work) / "full" / "vectors.npy"
+        info = finetune_minilm(train, Path(args.work) / "full", seed=args.seed)
+        t0 = time.time()
+        vectors = encode_with(info["path"], features.texts)
+        info["encode_seconds"] = time.time() - t0
+        with atomic_write(vectors_path, "wb") as handle:
+            np.save(handle, vectors)
+        result["timings"]["finetune full training split"] = info
+        print(f"fine-tuned on the training split: {info}", flush=True)
+        save()
+        return 0
+    if args.test_finetuned:
+        return _test_finetuned(args, features, train, test, result, save)
 
     if not args.finetune_only:
         # The references first: the current default and its parts, now with the significant CV subsets.
@@ -228,6 +250,9 @@ def main(argv=None) -> int:
             fold_score("minilm-ft", True, use=fold_features)
             fold_score(CURRENT[0], True)
             fold_score("minilm-ft+smollm2-L18-mean+char", True, use=fold_features)
+            fold_score(NEW_DEFAULT[0], True, NEW_DEFAULT[2])
+            fold_score("minilm-ft+smollm2-L18-mean+gemma3-L10-mean+char", True, 30.0, use=fold_features)
+            fold_score("minilm-ft+smollm2-L18-mean+gemma3-L10-mean+char", True, 10.0, use=fold_features)
         finally:
             harness.representation_blocks = original
             ranker_module.representation_blocks = shipped_blocks
@@ -313,6 +338,49 @@ def main(argv=None) -> int:
         print("\n" + loo_table)
         save()
     print(f"wrote {out} ({time.time() - started:.0f} s)")
+    return 0
+
+
+def _with_finetuned_block(function):
+    """Run ``function()`` with "minilm-ft" accepted as a dense block name (a precomputed matrix)."""
+    import ranker_representations as harness
+
+    from abgym.ranker import ranker as ranker_module
+    original, shipped = harness.representation_blocks, ranker_module.representation_blocks
+
+    def split(representation):
+        if "minilm-ft" not in representation.split("+"):
+            return shipped(representation)
+        dense, sparse = [], []
+        for block in representation.split("+"):
+            (sparse if block in ("char", "word") else dense).append(block)
+        return dense, sparse
+    harness.representation_blocks = ranker_module.representation_blocks = split
+    try:
+        return function()
+    finally:
+        harness.representation_blocks, ranker_module.representation_blocks = original, shipped
+
+
+def _test_finetuned(args, features, train, test, result, save) -> int:
+    """The held-out split, once, for one fine-tuned candidate (MiniLM fine-tuned on the whole training split)."""
+    from abgym.ranker.baselines import NgramRidge
+    representation, standardize, ridge = args.test_finetuned.split(":")
+    standardize, ridge = standardize == "True", float(ridge)
+    features.precomputed["minilm-ft"] = np.load(Path(args.work) / "full" / "vectors.npy")
+    reports = {"random (uniform guess)": random_report(test, seed=args.seed)}
+    paper = ContentRanker(ALGORITHM_1, embedder=Lookup(features, "minilm")).fit(train)
+    reports["Algorithm 1 (paper), MiniLM"] = evaluate_predictions(batch_predict(paper, test), test)
+    ngram = NgramRidge(alpha=NGRAM_ALPHA).fit(train)
+    reports["char n-gram ridge (baseline)"] = evaluate_predictions([ngram.predict(e.texts()) for e in test], test)
+    reports[f"default {NEW_DEFAULT[0]}"] = evaluate_predictions(fit_predict(features, *NEW_DEFAULT, train, test), test)
+    reports[f"fine-tuned {representation}"] = _with_finetuned_block(lambda: evaluate_predictions(
+        fit_predict(features, representation, standardize, ridge, train, test), test))
+    table, figures = protocol_table(reports, baselines=("Algorithm 1 (paper), MiniLM", "char n-gram ridge (baseline)"),
+                                    seed=args.seed)
+    result["test_finetuned"] = {"candidate": args.test_finetuned, "figures": figures, "table": table}
+    print("\n" + table)
+    save()
     return 0
 
 
