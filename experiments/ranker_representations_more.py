@@ -57,8 +57,8 @@ def main(argv=None) -> int:
     parser.add_argument("--finetune-only", action="store_true", help="skip the frozen candidates' CV")
     parser.add_argument("--finetune-full", action="store_true",
                         help="fine-tune MiniLM on the whole training split (for --test-finetuned) and stop")
-    parser.add_argument("--test-finetuned", default=None, metavar="REPRESENTATION:STANDARDIZE:RIDGE",
-                        help="score the held-out split once for this fine-tuned candidate (block 'minilm-ft'), "
+    parser.add_argument("--test-finetuned", nargs="*", default=None, metavar="REPRESENTATION:STANDARDIZE:RIDGE",
+                        help="score the held-out split once for these fine-tuned candidates (block 'minilm-ft'), "
                              "beside the required rows and the default")
     parser.add_argument("--test", action="store_true", help="after CV: score the held-out split once")
     parser.add_argument("--reuse", nargs="*", default=[], help="earlier outputs whose CV scores are reused")
@@ -363,10 +363,8 @@ def _with_finetuned_block(function):
 
 
 def _test_finetuned(args, features, train, test, result, save) -> int:
-    """The held-out split, once, for one fine-tuned candidate (MiniLM fine-tuned on the whole training split)."""
+    """The held-out split, once, for fine-tuned candidates (MiniLM fine-tuned on the whole training split)."""
     from abgym.ranker.baselines import NgramRidge
-    representation, standardize, ridge = args.test_finetuned.split(":")
-    standardize, ridge = standardize == "True", float(ridge)
     features.precomputed["minilm-ft"] = np.load(Path(args.work) / "full" / "vectors.npy")
     reports = {"random (uniform guess)": random_report(test, seed=args.seed)}
     paper = ContentRanker(ALGORITHM_1, embedder=Lookup(features, "minilm")).fit(train)
@@ -374,8 +372,12 @@ def _test_finetuned(args, features, train, test, result, save) -> int:
     ngram = NgramRidge(alpha=NGRAM_ALPHA).fit(train)
     reports["char n-gram ridge (baseline)"] = evaluate_predictions([ngram.predict(e.texts()) for e in test], test)
     reports[f"default {NEW_DEFAULT[0]}"] = evaluate_predictions(fit_predict(features, *NEW_DEFAULT, train, test), test)
-    reports[f"fine-tuned {representation}"] = _with_finetuned_block(lambda: evaluate_predictions(
-        fit_predict(features, representation, standardize, ridge, train, test), test))
+    for candidate in args.test_finetuned:
+        representation, standardize, ridge = candidate.split(":")
+        standardize, ridge = standardize == "True", float(ridge)
+        reports[f"fine-tuned {representation} ridge {ridge:g}"] = _with_finetuned_block(
+            lambda: evaluate_predictions(fit_predict(features, representation, standardize, ridge, train, test),
+                                         test))
     table, figures = protocol_table(reports, baselines=("Algorithm 1 (paper), MiniLM", "char n-gram ridge (baseline)"),
                                     seed=args.seed)
     result["test_finetuned"] = {"candidate": args.test_finetuned, "figures": figures, "table": table}
