@@ -36,6 +36,7 @@ from abgym.envs.users import (
     CHANNELS,
     DAYS,
     SegmentDrift,
+    batch_expit,
     build_population,
     channel_distribution,
     logit,
@@ -177,7 +178,7 @@ class JourneyWorlds:
             logits += drift_logit
         conversion = self.conversion_logit.take(profile, axis=0)
         conversion += cfg["trust_conversion_effect"] * trust
-        return expit(logits, out=logits), expit(conversion, out=conversion)
+        return batch_expit(logits), batch_expit(conversion)
 
     def value_per_click(self, state: dict, p_conversion: np.ndarray) -> np.ndarray:
         """(n, K): expected reward of a click (its own weight plus the expected conversion and revenue)."""
