@@ -665,6 +665,13 @@ class MarketingWorlds:
         """(m * S, K): ``preference_shift(worlds) @ content.T`` as the sum of its parts (regime + walk + trend * t),
         which equals the product of the sum up to the last bits and costs (m, S, K) operations, not (m, S, A)."""
         s = self.n_segments
+        if worlds is None and self.n == 1:  # the single env, every drift_interval steps: basic slices, no gathers
+            regime = int(self.regime[0]) * s
+            out = np.empty_like(self._ou_logit) if out is None else out
+            np.copyto(out, self._regime_logit[regime:regime + s])
+            out += self._ou_logit
+            out += self._trend_logit * float(self.t[0])
+            return out
         if worlds is None:
             regime_rows = ((self.rows * self.n_regimes + self.regime) * s)[:, None] + np.arange(s)
             rows, t = None, self.t
@@ -751,6 +758,8 @@ def content_product(x: np.ndarray, content_matrix: np.ndarray, out: np.ndarray |
     EPYC, load 5); K matrix-vector products take about 0.15 ms. The result equals ``x @ content_matrix.T`` up to the
     last bits (another summation order).
     """
+    if x.shape[0] * content_matrix.size < 262_144:  # below OpenBLAS's threading threshold: one call is cheapest
+        return np.matmul(x, content_matrix.T, out=out)
     columns = np.empty((content_matrix.shape[0], x.shape[0]))
     for k, row in enumerate(content_matrix):
         np.matmul(x, row, out=columns[k])
@@ -806,6 +815,8 @@ class SegmentDrift:
         self._clock = np.zeros(n)  # the world clock of the last advance: the trend's multiplier
         self._world_regime_row = np.arange(n) * (self.n_regimes * s)
         self._world_row = np.arange(n) * s
+        if n == 1:  # the parts as Python lists for segment_logit_one (the walk's list is renewed at each walk)
+            self._lists = (self._regime_logit.tolist(), self._ou_logit.tolist(), self._trend_logit.tolist())
 
     @property
     def logit(self) -> np.ndarray:
@@ -830,11 +841,10 @@ class SegmentDrift:
 
     def segment_logit_one(self, segment: int) -> list[float]:
         """``segment_logit`` of world 0 (N = 1) in Python floats, with the same operations in the same order."""
-        s = self.n_segments
-        regime = self._regime_logit[int(self.regime[0]) * s + segment].tolist()
-        walk, trend = self._ou_logit[segment].tolist(), self._trend_logit[segment].tolist()
+        regime, walk, trend = self._lists
         clock = float(self._clock[0])
-        return [r + w + t * clock for r, w, t in zip(regime, walk, trend)]
+        return [r + w + t * clock for r, w, t in zip(regime[int(self.regime[0]) * self.n_segments + segment],
+                                                     walk[segment], trend[segment])]
 
     def advance(self, clock: np.ndarray) -> np.ndarray:
         """One step of every world at world time ``clock`` (N,); returns where a regime shift happened (N,)."""
@@ -850,5 +860,7 @@ class SegmentDrift:
             self.ou *= self.ou_decay
             self.ou += noise
             content_product(self.ou.reshape(-1, self.n_features), self.content_matrix, out=self._ou_logit)
+            if self.n == 1:
+                self._lists = (self._lists[0], self._ou_logit.tolist(), self._lists[2])
         self._clock[:] = clock
         return shift
