@@ -99,3 +99,45 @@ def test_journey_scalar_step_equals_the_vectorized_step_of_one_world(settings):
             assert_same_observation(observation, infos["final_obs"][0])
             observation, _ = single.reset()  # the next user, on the same world clock
     assert journeys >= 3
+
+
+@pytest.mark.parametrize("n_worlds", [1, 3, 300])
+def test_the_drift_kept_in_parts_equals_the_product_of_the_preference_shift(n_worlds):
+    """The drift's logit, kept as regime, walk and trend parts each multiplied by the content once (issue 17's
+    batched speed-up), is the preference shift times the content, to rounding, in every world and segment, after
+    walks and frequent regime shifts; and CustomerJourney-v0's scalar path reads the same parts."""
+    from abgym.envs.users import content_product
+
+    settings = dict(regime_shift_prob=0.2, drift_interval=3, horizon=500)
+    pm = gym.make_vec("abgym/PersonalizedMarketing-v0", num_envs=n_worlds, vectorization_mode="vector_entry_point",
+                      config=settings)
+    pm.reset(seed=3)
+    rng = np.random.default_rng(0)
+    worlds = pm.worlds
+    for step in range(60):  # ... until a walk has just refreshed every world's drift (at the step's t)
+        pm.step(rng.integers(pm.single_action_space.n, size=n_worlds))
+        if step >= 40 and worlds._since_walk == 0:
+            break
+    assert worlds.regime.any() and worlds.ou.any()
+    direct = worlds.preference_shift() @ worlds.content_matrix.T
+    np.testing.assert_allclose(worlds.drift_logit.reshape(direct.shape), direct, rtol=1e-12, atol=1e-15)
+
+    cj = gym.make_vec("abgym/CustomerJourney-v0", num_envs=n_worlds, vectorization_mode="vector_entry_point",
+                      regime_shift_prob=0.2, drift_interval=3)
+    cj.reset(seed=3)
+    shifts = 0
+    for _ in range(40):
+        shifts += cj.step(rng.integers(cj.single_action_space.n, size=n_worlds))[4]["regime_shift"].sum()
+    drift = cj.worlds.drift
+    assert shifts and drift.ou.any()
+    shift = (drift.regime_offsets[np.arange(n_worlds), drift.regime] + drift.ou
+             + drift.trend * cj.worlds.clock.astype(np.float64)[:, None, None])
+    direct = shift @ drift.content_matrix.T
+    np.testing.assert_allclose(drift.logit, direct, rtol=1e-12, atol=1e-15)
+    segments = rng.integers(drift.n_segments, size=n_worlds)
+    np.testing.assert_array_equal(drift.segment_logit(None, segments), drift.logit[np.arange(n_worlds), segments])
+    if n_worlds == 1:
+        assert drift.segment_logit_one(int(segments[0])) == drift.segment_logit(None, segments)[0].tolist()
+    x = rng.normal(size=(70_000, drift.content_matrix.shape[1]))  # above the one-matmul size: K products
+    np.testing.assert_allclose(content_product(x, drift.content_matrix), x @ drift.content_matrix.T, rtol=1e-12,
+                               atol=1e-13)
