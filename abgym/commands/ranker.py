@@ -122,7 +122,8 @@ def _fit(args, objective, fields, components, ridge, use_all, representation=Non
 # Measured on the 2-core development machine (docs/ranker.md): 8,815 headlines in 55 s idle, 360 s under load.
 _TEXTS_PER_SECOND_IDLE, _TEXTS_PER_SECOND_LOADED = 160.0, 25.0
 # Hidden states (headlines per second, idle and busy): SmolLM2 200 headlines in 1.9 s idle, 5 per second with one
-# torch thread at load average 16; Gemma 3 270M up to layer 10: see docs/ranker.md ("Cold fit").
+# torch thread at load average 16; Gemma 3 270M up to layer 10: 37 per second measured at load average 5.5
+# (docs/ranker.md, "Cold fit"), 60 idle assumed, 5 on an overloaded machine assumed like SmolLM2's.
 _HIDDEN_PER_SECOND = {"smollm2": (100.0, 5.0), "gemma3": (60.0, 5.0)}
 
 
