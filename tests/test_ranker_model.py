@@ -147,8 +147,8 @@ def test_one_default_configuration():
     from abgym.ranker.ranker import ALGORITHM_1
     default = ContentRanker().config
     assert default == RankerConfig() == DEFAULT_CONFIG
-    assert (default.objective, default.n_components, default.ridge) == ("pairwise", None, 30.0)
-    assert (default.representation, default.standardize) == ("minilm+smollm2-L18-mean+gemma3-L10-mean+char", True)
+    assert (default.objective, default.n_components, default.ridge) == ("pairwise", None, 10.0)
+    assert (default.representation, default.standardize) == ("minilm+smollm2-L18-mean+char", True)
     assert ALGORITHM_1.objective == "pointwise" and ALGORITHM_1 != default
 
 

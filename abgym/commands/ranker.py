@@ -25,10 +25,10 @@ def register(subparsers) -> None:
     fit.add_argument("--components", type=int, default=0,
                      help="PCA dimensions q (0: none, the full embedding; chosen by cross-validation, docs/ranker.md)")
     fit.add_argument("--ridge", type=non_negative_float, default=None,
-                     help="L2 penalty (default: RankerConfig()'s, 30; the MiniLM-only ranker's CV choice is 10)")
+                     help="L2 penalty (default: RankerConfig()'s, 10; round two's Gemma ranker used 30)")
     fit.add_argument("--representation", default=None,
                      help="text blocks joined by '+': minilm, smollm2-L<layer>-<mean|last>, gemma3-L<layer>-<mean|last>"
-                          ", char, word (default: RankerConfig()'s, minilm+smollm2-L18-mean+gemma3-L10-mean+char; "
+                          ", char, word (default: RankerConfig()'s, minilm+smollm2-L18-mean+char; "
                           "'minilm' needs no language model)")
     fit.add_argument("--standardize", choices=["yes", "no"], default=None,
                      help="scale dense dimensions by their sd (default: yes, as RankerConfig())")
