@@ -17,12 +17,25 @@ def test_make_adds_no_per_step_wrapper_and_the_env_refuses_a_step_before_reset(e
     assert all(ENV_SPECS[env_id.split("/")[1]][key] == value for key, value in CHECKED_INSIDE.items())
     env = gym.make(env_id)
     assert env.unwrapped is env  # no PassiveEnvChecker, no OrderEnforcing around it
-    with pytest.raises((RuntimeError, gym.error.ResetNeeded), match="reset"):
+    with pytest.raises(gym.error.ResetNeeded, match="reset"):  # as OrderEnforcing raised it
         env.step(0)
     env.reset(seed=0)
     assert env._reset_checked
     env.step(0)
     assert env._step_checked
+
+
+@pytest.mark.parametrize("env_id", SIMULATORS)
+def test_render_before_reset_is_refused_as_order_enforcing_did(env_id):
+    env = gym.make(env_id, render_mode="ansi")
+    try:
+        env.render()
+    except gym.error.ResetNeeded as error:
+        assert "reset" in str(error)
+    else:  # ABTest-v0 renders a "not reset yet" line instead, which is as clear
+        assert env_id == "abgym/ABTest-v0"
+    env.reset(seed=0)
+    assert isinstance(env.render(), str)
 
 
 @pytest.mark.parametrize("env_id", SIMULATORS)

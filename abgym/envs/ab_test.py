@@ -20,7 +20,7 @@ import numpy as np
 from gymnasium import spaces
 
 from abgym.data import upworthy
-from abgym.envs.checks import PassiveChecksOnce
+from abgym.envs.checks import PassiveChecksOnce, ResetNeeded
 from abgym.envs.settings import merge_settings
 
 logger = logging.getLogger(__name__)
@@ -238,10 +238,10 @@ class ABTestEnv(PassiveChecksOnce, gym.Env):
         if not self._step_checked and self._experiment is not None:
             return self._checked_step(action)
         if self._experiment is None:
-            raise RuntimeError("call reset() before step()")
+            raise ResetNeeded("call reset() before step()")
         left = self._left
         if left <= 0:
-            raise RuntimeError("the episode is over (the experiment's traffic is used up); call reset()")
+            raise ResetNeeded("the episode is over (the experiment's traffic is used up); call reset()")
         n_arms = self._n_arms
         if type(action) is int and 0 <= action < n_arms:  # the common case, without operator.index's call
             arm = action

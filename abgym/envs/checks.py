@@ -4,17 +4,26 @@
 step's results) and ``OrderEnforcing`` (no step before reset). Both do their work once, yet every later step still
 pays two extra Python calls through them: for abgym's simulators, whose step is a few microseconds, that is 10-15%
 of the step (issue 17, scripts/bench_envs.py). The simulators registered with ``disable_env_checker=True,
-order_enforce=False`` (:mod:`abgym.envs.registration`) run the same checks through :class:`PassiveChecksOnce`
-and refuse a step before reset themselves, so ``gymnasium.make`` users keep the checks without the per-step cost.
+order_enforce=False`` (:mod:`abgym.envs.registration`) run the space checks and the first reset's and first step's
+checks through :class:`PassiveChecksOnce`, and refuse a step or a render before reset themselves (with gymnasium's
+``ResetNeeded``), so ``gymnasium.make`` users keep those checks without the per-step cost. Not run:
+``PassiveEnvChecker``'s data-reuse check (the simulators return fresh arrays every step; the golden-episode and
+vector tests would see a reused buffer) and its first-render check.
 """
 from __future__ import annotations
 
+import gymnasium
 from gymnasium.utils.passive_env_checker import (
     check_action_space,
     check_observation_space,
     env_reset_passive_checker,
     env_step_passive_checker,
 )
+
+
+class ResetNeeded(gymnasium.error.ResetNeeded, RuntimeError):
+    """A step before reset (or after the episode's end): gymnasium's ``ResetNeeded``, which ``OrderEnforcing``
+    raised before the simulators were registered without it, and a ``RuntimeError`` as ABTest-v0 raised unwrapped."""
 
 
 class PassiveChecksOnce:

@@ -198,6 +198,8 @@ class CustomerJourneyEnv(PassiveChecksOnce, gym.Env):
     def render(self):
         if self.render_mode != "ansi":
             return None
+        if not self._seeded:  # registered without OrderEnforcing (abgym.envs.checks): refuse it here
+            raise gym.error.ResetNeeded("call reset() before render()")
         s = self.worlds.state
         lines = [f"user #{int(s['profile'][0])}  visit {int(s['visit'][0])}/{self.worlds.max_visits}  "
                  f"trust {float(s['trust'][0]):+.2f}  world clock {int(self.worlds.clock[0])}"]

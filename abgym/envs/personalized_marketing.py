@@ -312,6 +312,8 @@ class PersonalizedMarketingEnv(PassiveChecksOnce, gym.Env):
     def render(self):
         if self.render_mode != "ansi":
             return None
+        if not self._seeded:  # registered without OrderEnforcing (abgym.envs.checks): refuse it here
+            raise gym.error.ResetNeeded("call reset() before render()")
         worlds, pop = self.worlds, self.worlds.population
         profile = int(worlds.profile[0])
         lines = [f"arrival {int(worlds.t[0])}/{worlds.horizon}  user #{profile}  segment {pop.segment[profile]}  "
