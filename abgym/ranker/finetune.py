@@ -77,8 +77,8 @@ def finetune_minilm(experiments, output_dir: str | Path, *, epochs: float = 1.0,
     experiments. ``max_steps`` > 0 stops early (timing runs). Returns {"steps", "seconds", "pairs", "path"}."""
     import torch
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
-    from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
+    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
+                                       SentenceTransformerTrainingArguments)
 
     from abgym.llm._runtime import go_offline, limit_torch_threads
     from abgym.llm.embedder import model_dir
