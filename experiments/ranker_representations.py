@@ -129,6 +129,32 @@ def cv_scores(features, representation, standardize, ridge, train, folds, seed=0
             "n": int(len(rho)), "n_p<0.01": int((p < 0.01).sum())}
 
 
+def load_study():
+    """The study's data, once for both rounds: BLAS on one thread (the fits run side by side with the feature
+    passes), the train and test splits with identical headlines merged, their features, and the CV folds."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(limits=1, user_api="blas")
+    merge = ("headline",)
+    train = load_experiments(split="train", merge_identical=merge)
+    test = load_experiments(split="test", merge_identical=merge)
+    folds = np.array([hash_group(e.test_id + "/cv", N_FOLDS) for e in train])
+    return train, test, Features(train + test), folds
+
+
+def report_leave_one_group_out(methods, experiments, n_groups, seed, result, save) -> None:
+    """Each method scored leave-one-group-out over ``experiments``, the first two as the table's baselines."""
+    from abgym.ranker.evaluation import leave_one_group_out
+    pooled = {}
+    for name, method in methods.items():
+        t0 = time.time()
+        pooled[name], _ = leave_one_group_out(experiments, method, n_groups=n_groups)
+        print(pooled[name].line(name[:34]), f"({time.time() - t0:.0f} s)", flush=True)
+    loo_table, loo_figures = protocol_table(pooled, baselines=list(methods)[:2], seed=seed)
+    result["leave_one_group_out"] = {"n_groups": n_groups, "protocol": loo_figures, "table": loo_table}
+    print("\n" + loo_table)
+    save()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cv-only", action="store_true", help="choose by CV and stop: never touch the test split")
@@ -145,14 +171,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="results/ranker_representations.json")
     args = parser.parse_args(argv)
     started = time.time()
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(limits=1, user_api="blas")
-
-    merge = ("headline",)
-    train = load_experiments(split="train", merge_identical=merge)
-    test = load_experiments(split="test", merge_identical=merge)
-    features = Features(train + test)
-    folds = np.array([hash_group(e.test_id + "/cv", N_FOLDS) for e in train])
+    train, test, features, folds = load_study()
     result = {"n_train": len(train), "n_test": len(test), "cv": {}, "machine": os.uname().nodename,
               "stage": args.stage}
     out = Path(args.out)
@@ -240,7 +259,6 @@ def main(argv=None) -> int:
     print("\n" + table)
     save()
     if args.loo:
-        from abgym.ranker.evaluation import leave_one_group_out
         _, standardize, ridge = chosen[winner]
         methods = {
             "Algorithm 1 (paper), MiniLM": lambda tr, te: batch_predict(
@@ -249,15 +267,7 @@ def main(argv=None) -> int:
                 m.predict(e.texts()) for m in [NgramRidge(alpha=ngram_alpha).fit(tr)] for e in te],
             f"pairwise {winner} (CV winner)": lambda tr, te: fit_predict(features, winner, standardize, ridge, tr, te),
         }
-        pooled = {}
-        for name, method in methods.items():
-            t0 = time.time()
-            pooled[name], _ = leave_one_group_out(train + test, method, n_groups=args.loo)
-            print(pooled[name].line(name[:34]), f"({time.time() - t0:.0f} s)", flush=True)
-        loo_table, loo_figures = protocol_table(pooled, baselines=list(methods)[:2], seed=args.seed)
-        result["leave_one_group_out"] = {"n_groups": args.loo, "protocol": loo_figures, "table": loo_table}
-        print("\n" + loo_table)
-        save()
+        report_leave_one_group_out(methods, train + test, args.loo, args.seed, result, save)
     print(f"wrote {out} ({time.time() - started:.0f} s)")
     return 0
 

@@ -37,13 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ranker_representations import (N_FOLDS, Features, Lookup, batch_predict, cv_scores,  # noqa: E402
-                                    fit_predict)
+                                    fit_predict, load_study, report_leave_one_group_out)
 
-from abgym.data.upworthy import load_experiments  # noqa: E402
 from abgym.paths import atomic_write  # noqa: E402
-from abgym.ranker.evaluation import evaluate_predictions, hash_group, protocol_table, random_report  # noqa: E402
+from abgym.ranker.evaluation import evaluate_predictions, protocol_table, random_report  # noqa: E402
 from abgym.ranker.hidden_states import MODELS  # noqa: E402
-from abgym.ranker.ranker import ALGORITHM_1, ContentRanker, RankerConfig  # noqa: E402
+from abgym.ranker.ranker import ALGORITHM_1, ContentRanker  # noqa: E402
 
 CURRENT = ("minilm+smollm2-L18-mean+char", True, 10.0)
 NEW_DEFAULT = ("minilm+smollm2-L18-mean+gemma3-L10-mean+char", True, 30.0)  # this study's CV winner: GEMMA_ROUND_TWO
@@ -77,14 +76,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="results/ranker_representations_more.json")
     args = parser.parse_args(argv)
     started = time.time()
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(limits=1, user_api="blas")
-
-    merge = ("headline",)
-    train = load_experiments(split="train", merge_identical=merge)
-    test = load_experiments(split="test", merge_identical=merge)
-    features = Features(train + test)
-    folds = np.array([hash_group(e.test_id + "/cv", N_FOLDS) for e in train])
+    train, test, features, folds = load_study()
     out = Path(args.out)
     result = {"n_train": len(train), "n_test": len(test), "criterion": CRITERION, "cv": {}, "cv_folds": {},
               "timings": {}}
@@ -318,7 +310,6 @@ def main(argv=None) -> int:
     print("\n" + table)
     save()
     if args.loo:
-        from abgym.ranker.evaluation import leave_one_group_out
         methods = {
             "Algorithm 1 (paper), MiniLM": lambda tr, te: batch_predict(
                 ContentRanker(ALGORITHM_1, embedder=Lookup(features, "minilm")).fit(tr), te),
@@ -329,15 +320,7 @@ def main(argv=None) -> int:
         if winner != current_key:
             methods[f"CV winner {representation}"] = lambda tr, te: fit_predict(features, representation,
                                                                                 standardize, ridge, tr, te)
-        pooled = {}
-        for name, method in methods.items():
-            t0 = time.time()
-            pooled[name], _ = leave_one_group_out(train + test, method, n_groups=args.loo)
-            print(pooled[name].line(name[:34]), f"({time.time() - t0:.0f} s)", flush=True)
-        loo_table, loo_figures = protocol_table(pooled, baselines=list(methods)[:2], seed=args.seed)
-        result["leave_one_group_out"] = {"n_groups": args.loo, "protocol": loo_figures, "table": loo_table}
-        print("\n" + loo_table)
-        save()
+        report_leave_one_group_out(methods, train + test, args.loo, args.seed, result, save)
     print(f"wrote {out} ({time.time() - started:.0f} s)")
     return 0
 
