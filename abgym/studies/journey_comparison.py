@@ -231,12 +231,7 @@ def agent_variants(config: JourneyComparisonConfig, prior_available: bool) -> li
 def run_cell(config: JourneyComparisonConfig, drift: str, name: str, with_prior: bool, seed: int) -> dict:
     """One (agent, seed, drift) run from its arguments alone (same result in any process): its per-run row."""
     label = name + ("+prior" if with_prior else "")
-    run_dir = Path(config.out) / "runs" / f"drift-{drift}" / label / f"seed{seed}"
-    writer = None
-    if config.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(run_dir))
+    run_dir, writer = marketing.cell_run_dir(config.out, drift, label, seed, config.tensorboard)
     recorder = JourneyRecorder(config.users, writer, config.log_every)
     env = make_env(config, drift)
     prior = marketing.cell_prior() if with_prior else None
@@ -245,7 +240,7 @@ def run_cell(config: JourneyComparisonConfig, drift: str, name: str, with_prior:
         run_oracle(name, env, seed, recorder, config.rollouts)
     elif name in RL_AGENTS:
         env.reset(seed=seed)
-        run_rl(name, recording(env, recorder), seed, recorder, run_dir if config.tensorboard else None, prior)
+        run_rl(name, recording(env, recorder), seed, recorder, run_dir, prior)
     else:
         expected_visits = 12 * config.users  # the test phase of the classical A/B test, in visits
         bandit_config = marketing.ComparisonConfig(arrivals=expected_visits, test_fraction=config.test_fraction)

@@ -317,24 +317,29 @@ def cell_prior():
     return _PRIORS["prior"]
 
 
+def cell_run_dir(out, drift: str, label: str, seed: int, tensorboard: bool):
+    """One run's TensorBoard folder and writer (None, None without TensorBoard): the layout both comparisons share."""
+    if not tensorboard:
+        return None, None
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir = Path(out) / "runs" / f"drift-{drift}" / label / f"seed{seed}"
+    return run_dir, SummaryWriter(str(run_dir))
+
+
 def run_cell(config: ComparisonConfig, drift: str, name: str, with_prior: bool, seed: int) -> dict:
     """One (agent, seed, drift) run from its arguments alone, so that it gives the same result in any process.
 
     Returns the per-run row, the cumulative-regret and revenue curves and the regime shifts; TensorBoard runs are
     written under ``config.out`` (an absolute path: a Ray worker does not share the driver's working directory)."""
     label = name + ("+prior" if with_prior else "")
-    run_dir = Path(config.out) / "runs" / f"drift-{drift}" / label / f"seed{seed}"
-    writer = None
-    if config.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(run_dir))
+    run_dir, writer = cell_run_dir(config.out, drift, label, seed, config.tensorboard)
     recorder = OnlineRecorder(config.arrivals, writer, config.log_every)
     env = make_env(config, drift, seed)
     run_started = time.perf_counter()
     if name in RL_AGENTS:
         env.reset(seed=seed)  # seeds the env's generator; SB3 resets it again with its own seed
-        run_rl(name, recorder_wrapper(env, recorder), seed, config.arrivals, run_dir if config.tensorboard else None)
+        run_rl(name, recorder_wrapper(env, recorder), seed, config.arrivals, run_dir)
     else:
         prior = cell_prior() if with_prior else None
         agent = make_bandit(name, seed, config, prior, prior_scale_for(env))
