@@ -94,30 +94,53 @@ VS = (0.1, 0.25, 0.5, 1.0, 2.0)
 INTERACTION_L2S = (1.0, 30.0, 300.0, 1000.0, 3000.0, 10000.0)
 
 
-def tune(arrivals: int, env_config: dict, seeds=TUNING_SEEDS) -> dict[str, dict]:
+def tune(arrivals: int, env_config: dict, seeds=TUNING_SEEDS, alphas=ALPHAS, vs=VS,
+         interaction_l2s=INTERACTION_L2S, agents=("linucb", "lints"), squarecb: bool = True) -> dict[str, dict]:
     """Grid of (alpha, interaction_l2) for LinUCB and (v, interaction_l2) for linear TS on ``seeds`` only (never
-    the reported seeds); prints mean regret/arrival per setting and returns the best of each agent."""
+    the reported seeds); prints mean regret/arrival per setting and returns the best of each agent.
+
+    With ``squarecb`` (and vowpalwabbit installed) VW ``--squarecb`` runs on the same tuning seeds first, and every
+    setting's line adds its paired difference to it: the target is relative, so the grid says where it is met."""
     import gymnasium
+    from scipy import stats
 
     import abgym  # noqa: F401
     from abgym.agents.contextual import LinearThompson, LinUCB
 
-    grids = {"linucb": [(LinUCB, "alpha", value, l2) for value in ALPHAS for l2 in INTERACTION_L2S],
-             "lints": [(LinearThompson, "v", value, l2) for value in VS for l2 in INTERACTION_L2S]}
+    def regrets_of(make) -> np.ndarray:
+        regrets = []
+        for seed in seeds:
+            env = gymnasium.make("abgym/PersonalizedMarketing-v0", config=env_config)
+            regrets.append(run(make(seed), env, seed, arrivals)["regret"])
+            env.close()
+        return np.array(regrets)
+
+    reference = None
+    if squarecb:
+        try:
+            import vowpalwabbit  # noqa: F401
+        except ImportError:
+            print("vowpalwabbit is not installed: no squarecb reference on the tuning seeds")
+        else:
+            reference = regrets_of(lambda seed: VowpalWabbitCB("--squarecb", seed=seed))
+            print(f"tune vw-squarecb: regret/arrival {reference.mean():.4f} ± "
+                  f"{reference.std(ddof=1) / np.sqrt(reference.size):.4f} (seeds {seeds[0]}-{seeds[-1]})", flush=True)
+    grids = {"linucb": [(LinUCB, "alpha", value, l2) for value in alphas for l2 in interaction_l2s],
+             "lints": [(LinearThompson, "v", value, l2) for value in vs for l2 in interaction_l2s]}
     best = {}
-    for agent_name, grid in grids.items():
+    for agent_name in agents:
         scored = []
-        for cls, key, value, l2 in grid:
-            regrets = []
-            for seed in seeds:
-                env = gymnasium.make("abgym/PersonalizedMarketing-v0", config=env_config)
-                agent = cls(**{key: value}, model="disjoint", interaction_l2=l2, seed=seed)
-                regrets.append(run(agent, env, seed, arrivals)["regret"])
-                env.close()
+        for cls, key, value, l2 in grids[agent_name]:
+            regrets = regrets_of(lambda seed: cls(**{key: value}, model="disjoint", interaction_l2=l2, seed=seed))
             scored.append((float(np.mean(regrets)), key, value, l2))
+            versus = ""
+            if reference is not None:
+                difference = regrets - reference
+                half = stats.t.ppf(0.975, difference.size - 1) * difference.std(ddof=1) / np.sqrt(difference.size)
+                versus = f", minus squarecb {difference.mean():+.4f} ± {half:.4f} (95%)"
             print(f"tune {agent_name} {key}={value:<5g} interaction_l2={l2:<6g}: regret/arrival "
                   f"{np.mean(regrets):.4f} ± {np.std(regrets, ddof=1) / np.sqrt(len(regrets)):.4f} "
-                  f"(seeds {seeds[0]}-{seeds[-1]})", flush=True)
+                  f"(seeds {seeds[0]}-{seeds[-1]}){versus}", flush=True)
         regret, key, value, l2 = min(scored)
         best[agent_name] = {key: value, "interaction_l2": l2, "tuning_regret": regret}
     print(f"best on the tuning seeds: {best}")
@@ -135,6 +158,10 @@ def main(argv=None) -> int:
     parser.add_argument("--no-vw", action="store_true", help="skip the Vowpal Wabbit peers")
     parser.add_argument("--tune", action="store_true",
                         help=f"only run the tuning grid on seeds {TUNING_SEEDS[0]}-{TUNING_SEEDS[-1]} and print it")
+    parser.add_argument("--tune-alphas", help=f"comma-separated LinUCB alphas for --tune (default {ALPHAS})")
+    parser.add_argument("--tune-l2s", help=f"comma-separated interaction_l2 values for --tune "
+                                           f"(default {INTERACTION_L2S})")
+    parser.add_argument("--tune-agents", default="linucb,lints", help="which grids --tune runs: linucb, lints")
     args = parser.parse_args(argv)
 
     import json
@@ -151,7 +178,16 @@ def main(argv=None) -> int:
     print(f"CPU: {cpu_description()}; {load_line()} at start")
     env_config = {**json.loads(args.env_config), "horizon": args.arrivals}
     if args.tune:
-        tune(args.arrivals, env_config)
+        def floats(text, default):
+            try:
+                return tuple(float(value) for value in text.split(",")) if text else default
+            except ValueError:
+                parser.error(f"expected comma-separated numbers such as 0.5,1,2, got {text!r}")
+        agents = tuple(name.strip() for name in args.tune_agents.split(",") if name.strip())
+        if not agents or set(agents) - {"linucb", "lints"}:
+            parser.error(f"--tune-agents takes linucb and/or lints, got {args.tune_agents!r}")
+        tune(args.arrivals, env_config, alphas=floats(args.tune_alphas, ALPHAS),
+             interaction_l2s=floats(args.tune_l2s, INTERACTION_L2S), agents=agents, squarecb=not args.no_vw)
         print(f"CPU: {cpu_description()}; {load_line()} at the end")
         return 0
     from abgym.agents.registry import make_agent
