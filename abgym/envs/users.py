@@ -34,6 +34,7 @@ import numpy as np
 from scipy.special import expit, ndtri
 
 from abgym.envs.content import FEATURE_BOUND
+from abgym.envs.marketing_step import fill_standard_normal, make_state, step_world_zero, walk_one_world
 
 AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55+")
 DEVICES = ("mobile", "desktop", "tablet")
@@ -323,7 +324,6 @@ class MarketingWorlds:
                            regimes=np.array([self.n_regimes]))
         self.churn_table = np.clip(config["churn_base"] + config["churn_per_repeat"] * np.maximum(seen - 1, 0)
                                    - config["churn_click_relief"] * np.arange(2)[None, :], 0.0, 1.0).ravel()
-        self._churn_list = self.churn_table.tolist()
         phase = 2 * np.pi * (np.arange(self.per_day) / self.per_day)
         tod = np.stack([np.sin(phase), np.cos(phase)], axis=1)
         time_obs = np.concatenate([np.tile(tod, (DAYS, 1)), np.repeat(np.eye(DAYS), self.per_day, axis=0)], axis=1)
@@ -342,8 +342,10 @@ class MarketingWorlds:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.pop("exposures_flat", None)  # views of exposures and codes: pickle would make them separate copies
-        state.pop("_code_items", None)
+        # Views of exposures and codes (pickle would make them separate copies) and the compiled step's view of
+        # the arrays: rebuilt from the arrays.
+        for view in ("exposures_flat", "_code_items", "_state"):
+            state.pop(view, None)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -351,6 +353,7 @@ class MarketingWorlds:
         if getattr(self, "exposures", None) is not None:
             self.exposures_flat = self.exposures.reshape(-1)
             self._code_items = self.codes.view(self._code_item).reshape(-1)
+            self._state = make_state(self)
 
     # ----------------------------------------------------------------------------------------------- seeding
     def seed(self, seed: int | None) -> None:
@@ -383,9 +386,11 @@ class MarketingWorlds:
         self.p_click = np.zeros((n, k))
         self.p_conversion = np.zeros((n, k))
         self.expected = np.zeros((n, k))
+        self._uniforms = np.empty((max(1, min(1024, 65536 // n)), n, 8))  # the draws of a block of steps
         self._block, self._block_len, self._block_pos = {}, 0, 0
         self._since_walk = 0  # steps since the last Ornstein-Uhlenbeck update (all worlds walk together)
         self.history = []
+        self._state = make_state(self)
         self.reset_worlds(self.rows)
 
     def reset_worlds(self, worlds: np.ndarray) -> None:
@@ -431,7 +436,7 @@ class MarketingWorlds:
         draws: click, conversion, churn, regime shift, arrival slot, channel choice, channel, revenue.
         """
         cfg, n = self.config, self.n
-        u = self.rng.random((max(1, min(1024, 65536 // n)), n, 8))
+        u = self.rng.random(out=self._uniforms)  # the same draws as rng.random(self._uniforms.shape)
         shift_prob = cfg["regime_shift_prob"] if self.drift and self.n_regimes > 1 else 0.0
         shift = u[..., 3] < shift_prob
         # Given that the shift uniform fell below the probability, its rescaled value picks the new regime.
@@ -440,11 +445,6 @@ class MarketingWorlds:
                            shift_any=shift.any(axis=1).tolist(), choice=choice,
                            arrival=self._arrival_draws(u[..., 4:7]),
                            revenue=u[..., 7])
-        if n == 1:  # the same draws as Python numbers, one tuple per step, for step_one
-            slot_offset, channel_choice = self._block["arrival"]
-            self._block["scalars"] = list(zip(
-                u[:, 0, 0].tolist(), u[:, 0, 1].tolist(), u[:, 0, 2].tolist(), u[:, 0, 7].tolist(),
-                shift[:, 0].tolist(), slot_offset[:, 0].tolist(), channel_choice[:, 0].tolist()))
         self._block_len, self._block_pos = len(u), 0
 
     def _arrival_draws(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -476,9 +476,9 @@ class MarketingWorlds:
         p_click = batch_expit(logits)
         expected = p_click * self.click_value.take(profile, axis=0)
         p_conversion = pop.conv_prob.take(profile, axis=0)
-        if all_worlds:
-            self.slot, self.profile, self.channel = slot, profile, channel
-            self.p_click, self.expected, self.p_conversion = p_click, expected, p_conversion
+        if all_worlds:  # in place: the compiled single step (self._state) holds these arrays
+            self.slot[:], self.profile[:], self.channel[:] = slot, profile, channel
+            self.p_click[:], self.expected[:], self.p_conversion[:] = p_click, expected, p_conversion
         else:
             self.slot[worlds], self.profile[worlds], self.channel[worlds] = slot, profile, channel
             self.p_click[worlds], self.expected[worlds] = p_click, expected
@@ -495,7 +495,7 @@ class MarketingWorlds:
             self._refill()
         b, block = self._block_pos, self._block
         self._block_pos += 1
-        expected = self.expected
+        expected = self.expected.copy()  # the arrival below overwrites self.expected in place
         shown = actions if self.n == 1 else self.variant_base + actions  # flat index into (N, K) arrays
         click = block["click"][b] < self.p_click.take(shown)
         conversion = click & (block["conversion"][b] < self.p_conversion.take(shown))
@@ -530,8 +530,8 @@ class MarketingWorlds:
             self._replace_users(self.rows[churned], slot[churned])
         segment = pop.segment.take(profile)
 
-        self.t = self.t + c["one"]
-        self.time_index = self.next_time.take(self.time_index)
+        self.t += c["one"]
+        self.time_index[:] = self.next_time.take(self.time_index)
         if self.drift:
             regime_shift = block["shift"][b]
             self._drift(regime_shift, block["choice"][b] if block["shift_any"][b] else None)
@@ -544,84 +544,40 @@ class MarketingWorlds:
                     oracle_action=expected.argmax(axis=1), segment=segment, regime_shift=regime_shift,
                     returning=returning, churned=churned, truncated=truncated)
 
-    def step_one(self, action: int) -> tuple[float, bool, dict]:
-        """``step`` for a single world (N = 1) in Python numbers: (reward, truncated, info of the single env).
 
-        The same draws from the same block, the same floating-point operations in the same order (transcendental
-        functions still go through numpy and scipy, whose results can differ from ``math``'s in the last bit) and
-        the same state arrays, so that it returns exactly what ``step`` would and the two can be mixed; only the
-        per-call overhead of numpy on one-element arrays is gone. tests/test_marketing_env.py checks the two step
-        for step. Where ``step`` adds a term that is exactly zero (no loyalty, no earlier exposure) this skips it.
-        """
+    def step_one(self, action: int) -> tuple[float, bool, dict]:
+        """``step`` for a single world (N = 1) in Python values: (reward, truncated, info of the single env).
+
+        One call of the compiled step (:mod:`abgym.envs.marketing_step`) on the same draws and the same state
+        arrays, with the same operations in the same order, so that it returns exactly what ``step`` would and the
+        two can be mixed (tests/test_marketing_env.py checks the two step for step): the numpy step's per-call
+        overhead on one-element arrays is what the single env was slow for. ``exp`` is the C library's in both."""
         if self._block_pos >= self._block_len:
             self._refill()
         b = self._block_pos
-        u_click, u_conversion, u_churn, u_revenue, regime_shift, slot_offset, channel_choice = \
-            self._block["scalars"][b]
         self._block_pos = b + 1
-        pop, cfg = self.population, self.config
-        slot, profile = int(self.slot[0]), int(self.profile[0])
-        expected = self.expected[0]
-        click = bool(u_click < self.p_click[0, action])
-        conversion = click and bool(u_conversion < self.p_conversion[0, action])
-        w_click, w_conversion, w_revenue = self.weights
-        loyalty = float(self.loyalty[slot])
-        if conversion:
-            sigma = cfg["revenue_sigma"]
-            revenue = float(pop.revenue_mean[profile] * np.exp(sigma * ndtri(u_revenue) - 0.5 * sigma * sigma))
-            reward = w_click + w_conversion + revenue * w_revenue
-            loyalty = min(loyalty * cfg["loyalty_decay"] + cfg["loyalty_gain"], cfg["loyalty_cap"])
-        else:
-            revenue, reward = 0.0, click * w_click
-            loyalty = loyalty * cfg["loyalty_decay"]
-
-        exposure_index = slot * self.n_variants + action
-        seen = min(int(self.exposures_flat[exposure_index]) + 1, FATIGUE_LEVELS - 1)
-        self.exposures_flat[exposure_index] = seen
-        self.loyalty[slot] = loyalty
-        codes = self.codes[slot]
-        returning = bool(codes[0])
-        codes[1:] = codes[:-1]
-        codes[0] = 1 + 3 * action + click + conversion
-        churn = self._churn_list[2 * seen + click]
-        churned = bool(u_churn < (churn * np.exp(-loyalty) if loyalty else churn))
-        if churned:
-            self._replace_users(0, slot)
-        segment = int(pop.segment[profile])
-
-        t = int(self.t[0]) + 1
-        self.t[0] = t
-        time_index = (int(self.time_index[0]) + 1) % self.week
-        self.time_index[0] = time_index
+        walk = False
         if self.drift:
-            if regime_shift or self._since_walk + 1 >= cfg["drift_interval"]:
-                self._drift(self._block["shift"][b], self._block["choice"][b] if regime_shift else None)
-            else:
-                self._since_walk += 1
-        self._arrive_one(slot_offset, channel_choice, time_index)
-        return reward, t >= self.horizon, {
+            self._since_walk += 1
+            if self._since_walk >= self.config["drift_interval"]:
+                self._walk()
+                walk = True
+        expected = self.expected[0].copy()
+        profile = self.profile[:1].copy()
+        click, conversion, reward, churned, returning, segment, regime_shift, truncated = step_world_zero(
+            self._state, action, b, walk)
+        revenue = 0.0
+        if conversion:
+            sigma = self.config["revenue_sigma"]
+            revenue = float((self.population.revenue_mean.take(profile)
+                             * np.exp(sigma * ndtri(self._uniforms[b, :1, 7]) - 0.5 * sigma * sigma))[0])
+            reward += revenue * self.weights[2]
+        if self.config["record_drift"] and (walk or regime_shift):
+            self._record(self.rows, np.array([regime_shift]))
+        return reward, truncated, {
             "expected_rewards": expected, "oracle_action": int(expected.argmax()), "click": click,
             "conversion": conversion, "revenue": revenue, "segment": segment, "regime_shift": regime_shift,
             "returning": returning, "churned": churned}
-
-    def _arrive_one(self, slot: int, channel_choice: int, time_index: int) -> None:
-        """``_arrive`` for the single world of N = 1, with the same arithmetic on one row."""
-        pop = self.population
-        profile = int(self.occupant[slot])
-        row = profile * (len(CHANNELS) + 1) + channel_choice
-        logits = self.choice_logit[row] + pop.time_logit_table[time_index]
-        if self.drift:
-            logits += self.drift_logit[pop.segment[profile]]
-        loyalty = self.loyalty[slot]
-        if loyalty and self.config["loyalty_effect"]:
-            logits += loyalty * self.config["loyalty_effect"]
-        if self.config["fatigue"] and self.codes[slot, 0]:  # a user shown nothing yet has no fatigue to subtract
-            logits -= self.fatigue_table.take(self.exposures[slot])
-        p_click = expit(logits)
-        self.slot[0], self.profile[0], self.channel[0] = slot, profile, self.choice_channel[row]
-        self.p_click[0] = p_click
-        self.p_conversion[0] = pop.conv_prob[profile]
-        self.expected = (p_click * self.click_value[profile])[None]  # a new array: the last one went out in info
 
     def observe_one(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``observe`` of the single world of N = 1: new arrays (user, context, memory)."""
@@ -644,12 +600,7 @@ class MarketingWorlds:
         self._since_walk += 1
         walk = self._since_walk >= self.config["drift_interval"]
         if walk:
-            self._since_walk = 0
-            noise = self.rng.standard_normal(self._noise.shape, out=self._noise)  # the same draws as without out=
-            noise *= self._ou_spread
-            self.ou *= self._ou_decay
-            self.ou += noise
-            content_product(self.ou.reshape(-1, self.n_features), self.content_matrix, out=self._ou_logit)
+            self._walk()
         if walk or (choice is not None and shift.all()):  # every world's drift changed
             self._drift_rows(None, out=self.drift_logit)
             if self.config["record_drift"]:
@@ -660,6 +611,21 @@ class MarketingWorlds:
                 len(worlds), self.n_segments, -1)
             if self.config["record_drift"]:
                 self._record(worlds, shift[worlds])
+
+
+    def _walk(self) -> None:
+        """The Ornstein-Uhlenbeck walk of every world's segment preferences, and its part of the logit."""
+        self._since_walk = 0
+        if self.n == 1:  # the single env (and the N = 1 vector env, so that the two stay equal): one compiled call
+            self.rng.standard_normal(out=self._noise)
+            walk_one_world(self._noise[0], self.ou[0], self._ou_logit, self.content_matrix, self._ou_spread,
+                           self._ou_decay)
+            return
+        fill_standard_normal(self.rng, self._noise.reshape(-1))  # = self.rng.standard_normal(out=self._noise)
+        self._noise *= self._ou_spread
+        self.ou *= self._ou_decay
+        self.ou += self._noise
+        content_product(self.ou.reshape(-1, self.n_features), self.content_matrix, out=self._ou_logit)
 
     def _drift_rows(self, worlds: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
         """(m * S, K): ``preference_shift(worlds) @ content.T`` as the sum of its parts (regime + walk + trend * t),
