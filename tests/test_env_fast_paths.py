@@ -149,8 +149,6 @@ def test_the_drift_kept_in_parts_equals_the_product_of_the_preference_shift(n_wo
     np.testing.assert_allclose(drift.logit, direct, rtol=1e-12, atol=1e-15)
     segments = rng.integers(drift.n_segments, size=n_worlds)
     np.testing.assert_array_equal(drift.segment_logit(None, segments), drift.logit[np.arange(n_worlds), segments])
-    if n_worlds == 1:
-        assert drift.segment_logit_one(int(segments[0])) == drift.segment_logit(None, segments)[0].tolist()
     x = rng.normal(size=(70_000, drift.content_matrix.shape[1]))  # above the one-matmul size: K products
     np.testing.assert_allclose(content_product(x, drift.content_matrix), x @ drift.content_matrix.T, rtol=1e-12,
                                atol=1e-13)

@@ -176,14 +176,17 @@ class CustomerJourneyEnv(PassiveChecksOnce, gym.Env):
             raise gym.error.ResetNeeded("the journey has ended (the user churned or reached max_visits): call reset()")
         if not self._step_checked:
             return self._checked_step(action)
-        try:
-            index = int(action)
-        except (TypeError, ValueError, OverflowError):
-            index = None
-        if index is None or isinstance(action, (bool, np.bool_)) or index != action \
-                or not 0 <= index < self.n_variants:
-            raise ValueError(f"action must be a variant index in 0..{self.n_variants - 1}, got {action!r}")
-        # JourneyWorlds.step_one: the N = 1 step in Python numbers, exactly JourneyWorlds.step's outcome.
+        if type(action) is int and 0 <= action < self.n_variants:  # the common case, checked in one line
+            index = action
+        else:
+            try:
+                index = int(action)
+            except (TypeError, ValueError, OverflowError):
+                index = None
+            if index is None or isinstance(action, (bool, np.bool_)) or index != action \
+                    or not 0 <= index < self.n_variants:
+                raise ValueError(f"action must be a variant index in 0..{self.n_variants - 1}, got {action!r}")
+        # JourneyWorlds.step_one: the compiled N = 1 step, exactly JourneyWorlds.step's outcome.
         reward, terminated, truncated, info = self.worlds.step_one(index)
         self._done = terminated or truncated
         self._last = (index, reward, info)

@@ -27,11 +27,10 @@ Random streams are separate (users, responses, drift), so two policies run from 
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from scipy.special import expit, ndtri
+from scipy.special import ndtri
 
+from abgym.envs.journey_step import make_state, visit_one_world
 from abgym.envs.users import (
     CHANNELS,
     DAYS,
@@ -45,16 +44,6 @@ from abgym.envs.users import (
 )
 
 JOURNEY_STATE = ("profile", "visit", "trust", "exposures", "interest", "codes", "channel", "time_index", "alive")
-
-
-def _expit(values: list[float]) -> list[float]:
-    """scipy's ``expit`` of each value, in Python floats: ``1 / (1 + exp(-x))`` with the C library's ``exp``, as
-    scipy computes it, bit for bit; where ``exp`` overflows (x below about -709.78) scipy gets 1 / inf = 0."""
-    exp = math.exp
-    try:
-        return [1 / (1 + exp(-x)) for x in values]
-    except OverflowError:
-        return [1 / (1 + exp(-x)) if x > -709.0 else float(expit(x)) for x in values]
 
 
 class JourneyWorlds:
@@ -94,12 +83,6 @@ class JourneyWorlds:
         self.variant_dim = self.variants.shape[1]
         self.rng_users = self.rng_responses = None
         self.state: dict[str, np.ndarray] = {}
-        # Tables of step_one (the N = 1 step in Python numbers), computed by the same numpy calls as the vectorized
-        # step so that they hold the same bits: log1p of a count, sin and cos of the time of day.
-        self._log1p = np.log1p(np.arange(self.max_visits + 2, dtype=np.int64)).tolist()
-        phase = 2 * np.pi * (np.arange(self.per_day, dtype=np.int64)) / self.per_day
-        self._sin, self._cos = np.sin(phase).tolist(), np.cos(phase).tolist()
-        self._time_rows = None  # pop.time_logit_table as lists, made on the first step_one
         # Tables of the vectorized step, so that it gathers rows (np.take) rather than computing them per step:
         # the static click logits by (profile, channel), the fatigue penalty by count, and every column of the
         # context but the last by (time of week, channel, regime), built by the same formulas as before.
@@ -120,6 +103,16 @@ class JourneyWorlds:
             table[rows, 2 + DAYS + n_channels + regime] = 1.0
         self._context_table = table
 
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_state", None)  # the compiled visit's view of the arrays: rebuilt from them
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if "_uniforms" in state:
+            self._state = make_state(self)
+
     # ------------------------------------------------------------------------------------------------ seeding
     def seed(self, seed: int | None) -> None:
         """New random streams; every world starts its clock at 0 and takes its first user."""
@@ -134,6 +127,9 @@ class JourneyWorlds:
                           time_index=np.zeros(n, np.int64), alive=np.ones(n, bool))
         if self.drift is not None:
             self.drift.restart(np.random.default_rng(drift))
+        if n == 1:  # step_one's block of response draws, its output row and its compiled view of the arrays
+            self._uniforms, self._block_pos, self._expected = np.empty((1024, 6)), 1024, np.zeros(k)
+            self._state = make_state(self)
         self.new_users(self.rows)
 
     def new_users(self, worlds: np.ndarray) -> None:
@@ -224,7 +220,7 @@ class JourneyWorlds:
         disappointed = click & ~conversion
         trust = (state["trust"] * cfg["trust_decay"] + cfg["trust_gain"] * conversion
                  - cfg["trust_loss"] * disappointed - cfg["bait_annoyance"] * self.bait[actions])
-        state["trust"] = np.clip(trust, -cfg["trust_cap"], cfg["trust_cap"])
+        np.clip(trust, -cfg["trust_cap"], cfg["trust_cap"], out=state["trust"])  # in place: see step_one
         earlier = state["exposures"][rows, actions]
         state["exposures"][rows, actions] = earlier + 1
         clicked = np.flatnonzero(click)
@@ -238,7 +234,7 @@ class JourneyWorlds:
                                                    if earlier.max(initial=0) < len(self._log1p_table)
                                                    else np.log1p(earlier)), 0.0, 1.0)
         churned = u[:, 3] < p_churn
-        state["visit"] = state["visit"] + 1
+        state["visit"] += 1
         return dict(reward=reward, click=click, conversion=conversion, revenue=revenue, expected_rewards=expected,
                     churned=churned, p_churn=p_churn)
 
@@ -266,91 +262,40 @@ class JourneyWorlds:
         return out
 
     def step_one(self, action: int) -> tuple[float, bool, bool, dict]:
-        """:meth:`step` of the single world (N = 1) in Python numbers: (reward, terminated, truncated, info).
+        """:meth:`step` of the single world (N = 1) in Python values: (reward, terminated, truncated, info).
 
-        The same draws from the same streams, the same floating-point operations in the same order and the same
-        state arrays as :meth:`step` (which stays the reference; tests/test_env_golden_episodes.py pins both):
-        scipy's expit is ``1 / (1 + exp(-x))`` with the C library's exp, which is Python's ``math.exp``; numpy's
-        own exp and log1p (SIMD code, which can differ in the last bit) are still called through numpy, or read
-        from tables numpy computed. Only numpy's per-call overhead on one-element arrays is gone: a step made 40
-        such calls.
+        One call of the compiled visit (:mod:`abgym.envs.journey_step`) on the same state arrays, with the same
+        draws from the same streams in the same order, drawn ahead in blocks (so a world is stepped by this or by
+        :meth:`step`, not both), and the same operations in the same order as :meth:`step`, which stays the
+        reference (tests/test_env_fast_paths.py checks the two visit for visit).
         """
-        s, cfg, pop = self.state, self.config, self.population
-        if self._time_rows is None:
-            self._time_rows = pop.time_logit_table.tolist()
-        u_click, u_conversion, u_revenue, u_churn = self.rng_responses.random(4).tolist()
-        profile, channel, time_index = int(s["profile"][0]), int(s["channel"][0]), int(s["time_index"][0])
-        trust = float(s["trust"][0])
-        exposures = s["exposures"][0]
-        interest = s["interest"][0].tolist()
-        click_trust = cfg["trust_click_effect"] * trust
-        logits = [a + b + click_trust + c for a, b, c in
-                  zip(pop.static_logit[profile, channel].tolist(), self._time_rows[time_index], interest)]
-        fatigue = cfg["fatigue"]
-        if fatigue:
-            log1p = self._log1p
-            logits = [x - fatigue * log1p[e] for x, e in zip(logits, exposures.tolist())]
-        segment = int(pop.segment[profile])
-        if self.drift is not None:
-            logits = [x + d for x, d in zip(logits, self.drift.segment_logit_one(segment))]
-        p_click = _expit(logits)
-        conversion_trust = cfg["trust_conversion_effect"] * trust
-        p_conversion = _expit([x + conversion_trust for x in self.conversion_logit[profile].tolist()])
-        w_click, w_conversion, w_revenue = self.weights
-        revenue_mean = float(pop.revenue_mean[profile])
-        after_click = w_conversion + w_revenue * revenue_mean
-        expected = [p * (w_click + q * after_click) for p, q in zip(p_click, p_conversion)]
-        click = u_click < p_click[action]
-        conversion = click and u_conversion < p_conversion[action]
+        if self._block_pos >= len(self._uniforms):  # the responses' six uniforms of 1,024 visits at once
+            self.rng_responses.random(out=self._uniforms)
+            self._block_pos = 0
+        b = self._block_pos
+        self._block_pos = b + 1
+        drift_u, walk = self.drift.draws_one() if self.drift is not None else (0.0, False)
+        reward, click, conversion, churned, truncated, visit, trust, segment, regime_shift, oracle = \
+            visit_one_world(self._state, action, b, drift_u, walk)
         revenue = 0.0
         if conversion:
-            sigma = cfg["revenue_sigma"]
-            u = min(max(u_revenue, 1e-12), 1 - 1e-12)
-            revenue = revenue_mean * float(np.exp(sigma * float(ndtri(u)) - 0.5 * sigma * sigma))
-        reward = w_click * click + w_conversion * conversion + w_revenue * revenue
-
-        disappointed = click and not conversion
-        trust = (trust * cfg["trust_decay"] + cfg["trust_gain"] * conversion - cfg["trust_loss"] * disappointed
-                 - cfg["bait_annoyance"] * float(self.bait[action]))
-        trust = min(max(trust, -cfg["trust_cap"]), cfg["trust_cap"])
-        s["trust"][0] = trust
-        earlier = int(exposures[action])
-        exposures[action] = earlier + 1
-        if cfg["interest_rate"] and click:  # without a click the vectorized step adds exact zeros
-            rate = cfg["interest_rate"] * 1.0
-            s["interest"][0] = [x + rate * y for x, y in zip(interest, self.similarity[action].tolist())]
-        codes = s["codes"][0]
-        codes[1:] = codes[:-1].copy()
-        codes[0] = 1 + 3 * action + click + conversion
-        p_churn = (cfg["churn_base"] * float(np.exp(-cfg["churn_trust"] * trust))
-                   + cfg["churn_repeat"] * self._log1p[earlier])
-        churned = u_churn < min(max(p_churn, 0.0), 1.0)
-        visit = int(s["visit"][0]) + 1
-        s["visit"][0] = visit
-        truncated = not churned and visit >= self.max_visits
-        s["alive"][0] = not (churned or truncated)
-        self.clock += 1
-        regime_shift = bool(self.drift.advance(self.clock)[0]) if self.drift is not None else False
-        u_channel, u_time = self.rng_responses.random(2).tolist()
-        cumulative = self.channel_p[profile].tolist()
-        s["channel"][0] = min(sum(u_channel > c for c in cumulative), len(CHANNELS) - 1)
-        s["time_index"][0] = int(u_time * DAYS * self.per_day)
-        info = {"expected_rewards": np.array(expected), "oracle_action": expected.index(max(expected)),
-                "click": click, "conversion": conversion, "revenue": revenue, "churned": churned, "visit": visit,
-                "trust": float(s["trust"][0]), "segment": segment, "regime_shift": regime_shift}
+            sigma = self.config["revenue_sigma"]
+            u = min(max(float(self._uniforms[b, 2]), 1e-12), 1 - 1e-12)
+            revenue = (float(self.population.revenue_mean[self.state["profile"][0]])
+                       * float(np.exp(sigma * float(ndtri(u)) - 0.5 * sigma * sigma)))
+        reward += self.weights[2] * revenue
+        info = {"expected_rewards": self._expected.copy(), "oracle_action": oracle, "click": click,
+                "conversion": conversion, "revenue": revenue, "churned": churned, "visit": visit, "trust": trust,
+                "segment": segment, "regime_shift": regime_shift}
         return reward, churned, truncated, info
 
     def observe_one(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`observe` of the single world (N = 1): new arrays (user, context, memory)."""
+        """:meth:`observe` of the single world (N = 1): new arrays (user, context, memory), from the same tables."""
         s = self.state
-        time_index, channel = int(s["time_index"][0]), int(s["channel"][0])
-        context = np.zeros(self.context_dim, np.float32)
-        of_day = time_index % self.per_day
-        context[0], context[1] = self._sin[of_day], self._cos[of_day]
-        context[2 + time_index // self.per_day] = 1.0
-        context[2 + DAYS + channel] = 1.0
-        if self.drift is not None and self.config["observe_campaign"]:
-            context[2 + DAYS + len(CHANNELS) + int(self.drift.regime[0])] = 1.0
+        row = (int(s["time_index"][0]) * len(CHANNELS) + int(s["channel"][0])) * self.n_regimes
+        if self.drift is not None:
+            row += int(self.drift.regime[0])
+        context = self._context_table[row].copy()
         context[-1] = int(s["visit"][0]) / self.max_visits
         return (self.population.portrait[int(s["profile"][0])].copy(), context,
                 self.memory_table.take(s["codes"][0], axis=0))

@@ -435,7 +435,7 @@ class MarketingWorlds:
         mostly fixed overhead per numpy call, so the fewer calls per step the faster it runs. Columns of a step's
         draws: click, conversion, churn, regime shift, arrival slot, channel choice, channel, revenue.
         """
-        cfg, n = self.config, self.n
+        cfg = self.config
         u = self.rng.random(out=self._uniforms)  # the same draws as rng.random(self._uniforms.shape)
         shift_prob = cfg["regime_shift_prob"] if self.drift and self.n_regimes > 1 else 0.0
         shift = u[..., 3] < shift_prob
@@ -781,8 +781,6 @@ class SegmentDrift:
         self._clock = np.zeros(n)  # the world clock of the last advance: the trend's multiplier
         self._world_regime_row = np.arange(n) * (self.n_regimes * s)
         self._world_row = np.arange(n) * s
-        if n == 1:  # the parts as Python lists for segment_logit_one (the walk's list is renewed at each walk)
-            self._lists = (self._regime_logit.tolist(), self._ou_logit.tolist(), self._trend_logit.tolist())
 
     @property
     def logit(self) -> np.ndarray:
@@ -805,12 +803,17 @@ class SegmentDrift:
         out += self._trend_logit.take(rows, axis=0) * clock[:, None]
         return out
 
-    def segment_logit_one(self, segment: int) -> list[float]:
-        """``segment_logit`` of world 0 (N = 1) in Python floats, with the same operations in the same order."""
-        regime, walk, trend = self._lists
-        clock = float(self._clock[0])
-        return [r + w + t * clock for r, w, t in zip(regime[int(self.regime[0]) * self.n_segments + segment],
-                                                     walk[segment], trend[segment])]
+    def draws_one(self) -> tuple[float, bool]:
+        """For one world (N = 1) stepped by a compiled visit: this step's uniform, and whether the walk moves at it
+        (its normals then in ``_noise``). The same stream in the same order as :meth:`advance` (``interval``
+        uniforms, then the walk's normals), drawn once per walk rather than once per step; the caller applies them
+        as :meth:`advance` would (abgym.envs.journey_step)."""
+        position = self.steps % self.interval
+        if position == 0:
+            self._cycle = self.rng.random(self.interval).tolist()
+            self.rng.standard_normal(out=self._noise)
+        self.steps += 1
+        return self._cycle[position], position == self.interval - 1
 
     def advance(self, clock: np.ndarray) -> np.ndarray:
         """One step of every world at world time ``clock`` (N,); returns where a regime shift happened (N,)."""
@@ -822,11 +825,13 @@ class SegmentDrift:
         self.steps += 1
         if self.steps % self.interval == 0:
             noise = self.rng.standard_normal(self._noise.shape, out=self._noise)  # the same draws as without out=
-            noise *= self.ou_spread
-            self.ou *= self.ou_decay
-            self.ou += noise
-            content_product(self.ou.reshape(-1, self.n_features), self.content_matrix, out=self._ou_logit)
-            if self.n == 1:
-                self._lists = (self._lists[0], self._ou_logit.tolist(), self._lists[2])
+            if self.n == 1:  # as the compiled single visit walks (abgym.envs.journey_step), to stay equal to it
+                walk_one_world(noise[0], self.ou[0], self._ou_logit, self.content_matrix, self.ou_spread,
+                               self.ou_decay)
+            else:
+                noise *= self.ou_spread
+                self.ou *= self.ou_decay
+                self.ou += noise
+                content_product(self.ou.reshape(-1, self.n_features), self.content_matrix, out=self._ou_logit)
         self._clock[:] = clock
         return shift

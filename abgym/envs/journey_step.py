@@ -1,0 +1,175 @@
+"""The single CustomerJourney-v0 env's step (world 0 of :class:`abgym.envs.journeys.JourneyWorlds`), compiled with
+numba, for the reason and in the way of :mod:`abgym.envs.marketing_step`: the visit in Python numbers cost about
+15 us, most of it numpy and generator calls on one or four numbers; this is one call.
+
+It does what ``JourneyWorlds.transition`` and ``SegmentDrift.advance`` do for one world, with the same operations in
+the same order, on the worlds' own arrays (held by a :class:`JourneyState`). The draws come from the caller, from
+the same streams in the same order (the responses' six uniforms of a visit, the drift's uniform, and its normals
+at a walk), and so do revenue (the inverse normal CDF, for the few who convert) and the output arrays. ``exp`` is
+the C library's, as in scipy's ``expit`` that the vectorized step uses for the click and conversion probabilities;
+the churn probability's ``exp`` (numpy's in the vectorized step) can differ in the last bit, which could change a
+churn draw that falls within 1e-16 of it. tests/test_env_fast_paths.py checks the two steps, visit for visit.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, types
+from numba.experimental import structref
+
+from abgym.envs.marketing_step import walk_one_world
+from abgym.envs.users import DAYS
+
+# The JourneyWorlds / SegmentDrift arrays the compiled step reads or writes (shared, never copied), and its constants.
+ARRAYS = (
+    "uniforms",  # the responses' draws of a block of visits (visits, 6): click, conversion, revenue, churn, channel,
+    # time
+    "profile", "visit", "trust", "exposures", "interest", "codes", "channel", "time_index", "alive", "clock",
+    "expected",  # (K,): the expected rewards of the visit just made, for the caller's info
+    "static_rows", "time_logit_table", "fatigue_table", "conversion_logit", "revenue_mean", "bait", "similarity",
+    "channel_p", "segment", "log1p_table",
+    # the drift (zeros when there is none): regime, its parts of the logit, the walk, the trend's clock
+    "regime", "regime_logit", "ou_logit", "trend_logit", "drift_clock", "ou", "noise", "content_matrix",
+)
+CONSTANTS = ("has_drift", "n_segments", "n_regimes", "shift_prob", "ou_spread", "ou_decay", "trust_click_effect",
+             "trust_conversion_effect", "fatigue", "w_click", "w_conversion", "trust_decay", "trust_gain",
+             "trust_loss", "bait_annoyance", "trust_cap", "interest_rate", "churn_base", "churn_trust",
+             "churn_repeat", "max_visits", "n_channels", "days", "per_day", "w_revenue")
+
+
+@structref.register
+class JourneyStateType(types.StructRef):
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(kind)) for name, kind in fields)
+
+
+class JourneyState(structref.StructRefProxy):
+    """JourneyWorlds' arrays (shared, not copied) and constants, as one argument for the compiled step."""
+
+
+structref.define_proxy(JourneyState, JourneyStateType, list(ARRAYS + CONSTANTS))
+
+
+def make_state(worlds) -> JourneyState:
+    """The state of ``worlds`` (N = 1, after ``seed``): to be rebuilt whenever one of its arrays is replaced."""
+    pop, cfg, s, drift = worlds.population, worlds.config, worlds.state, worlds.drift
+    k = worlds.n_variants
+    arrays = dict(
+        uniforms=worlds._uniforms, profile=s["profile"], visit=s["visit"], trust=s["trust"],
+        exposures=s["exposures"], interest=s["interest"], codes=s["codes"], channel=s["channel"],
+        time_index=s["time_index"], alive=s["alive"], clock=worlds.clock, expected=worlds._expected,
+        static_rows=worlds._static_rows, time_logit_table=pop.time_logit_table, fatigue_table=worlds._fatigue,
+        conversion_logit=worlds.conversion_logit, revenue_mean=pop.revenue_mean, bait=worlds.bait,
+        similarity=worlds.similarity, channel_p=worlds.channel_p, segment=pop.segment,
+        log1p_table=worlds._log1p_table)
+    if drift is not None:
+        arrays.update(regime=drift.regime, regime_logit=drift._regime_logit, ou_logit=drift._ou_logit,
+                      trend_logit=drift._trend_logit, drift_clock=drift._clock, ou=drift.ou[0], noise=drift._noise[0],
+                      content_matrix=worlds.content_matrix)
+    else:
+        zeros = np.zeros((1, k))
+        arrays.update(regime=np.zeros(1, np.int64), regime_logit=zeros, ou_logit=zeros, trend_logit=zeros,
+                      drift_clock=np.zeros(1), ou=zeros, noise=zeros, content_matrix=worlds.content_matrix)
+    constants = dict(
+        has_drift=drift is not None, n_segments=worlds.n_segments, n_regimes=worlds.n_regimes,
+        shift_prob=float(cfg["regime_shift_prob"]) if drift is not None and worlds.n_regimes > 1 else 0.0,
+        ou_spread=float(drift.ou_spread) if drift is not None else 0.0,
+        ou_decay=float(drift.ou_decay) if drift is not None else 1.0,
+        trust_click_effect=float(cfg["trust_click_effect"]), trust_conversion_effect=float(
+            cfg["trust_conversion_effect"]), fatigue=bool(cfg["fatigue"]), w_click=float(worlds.weights[0]),
+        w_conversion=float(worlds.weights[1]), trust_decay=float(cfg["trust_decay"]),
+        trust_gain=float(cfg["trust_gain"]), trust_loss=float(cfg["trust_loss"]),
+        bait_annoyance=float(cfg["bait_annoyance"]), trust_cap=float(cfg["trust_cap"]),
+        interest_rate=float(cfg["interest_rate"]), churn_base=float(cfg["churn_base"]),
+        churn_trust=float(cfg["churn_trust"]), churn_repeat=float(cfg["churn_repeat"]),
+        max_visits=worlds.max_visits, n_channels=worlds.channel_p.shape[1], days=DAYS, per_day=worlds.per_day,
+        w_revenue=float(worlds.weights[2]))
+    for name, array in arrays.items():
+        if not array.flags.c_contiguous:
+            raise AssertionError(f"JourneyWorlds' {name} must be C-contiguous for the compiled step")
+    return JourneyState(*(arrays[name] for name in ARRAYS), *(constants[name] for name in CONSTANTS))
+
+
+@njit(cache=True)
+def _expit(x):
+    """scipy's expit: ``1 / (1 + exp(-x))``, 0 where ``exp`` overflows."""
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@njit(cache=True)
+def visit_one_world(s, action, b, drift_u, walk):
+    """One visit of world 0's user, shown ``action``, with the draws of row ``b`` and the drift's uniform (and, at
+    a walk, the normals in ``s.noise``). Returns (reward without revenue, click, conversion, churned, truncated,
+    visit, trust, segment, regime shift, oracle action); ``s.expected`` holds the visit's expected rewards."""
+    u = s.uniforms
+    k_variants = s.exposures.shape[1]
+    profile = s.profile[0]
+    trust = s.trust[0]
+    segment = s.segment[profile]
+    static_row = profile * s.n_channels + s.channel[0]
+    regime_row = s.regime[0] * s.n_segments + segment
+    click_trust = s.trust_click_effect * trust
+    conversion_trust = s.trust_conversion_effect * trust
+    after_click = s.w_conversion + s.w_revenue * s.revenue_mean[profile]
+    p_click_shown, p_conversion_shown = 0.0, 0.0
+    oracle = 0
+    for k in range(k_variants):  # JourneyWorlds.response and value_per_click, in their order
+        x = s.static_rows[static_row, k] + s.time_logit_table[s.time_index[0], k] + click_trust + s.interest[0, k]
+        if s.fatigue:
+            x -= s.fatigue_table[s.exposures[0, k]]
+        if s.has_drift:
+            x += (s.regime_logit[regime_row, k] + s.ou_logit[segment, k]) + s.trend_logit[segment, k] * s.drift_clock[0]
+        p_click = _expit(x)
+        p_conversion = _expit(s.conversion_logit[profile, k] + conversion_trust)
+        s.expected[k] = p_click * (s.w_click + p_conversion * after_click)
+        if s.expected[k] > s.expected[oracle]:
+            oracle = k
+        if k == action:
+            p_click_shown, p_conversion_shown = p_click, p_conversion
+    click = u[b, 0] < p_click_shown
+    conversion = click and u[b, 1] < p_conversion_shown
+    reward = s.w_click * click + s.w_conversion * conversion  # the caller adds w_revenue * revenue
+
+    disappointed = click and not conversion
+    trust = (trust * s.trust_decay + s.trust_gain * conversion - s.trust_loss * disappointed
+             - s.bait_annoyance * s.bait[action])
+    trust = min(max(trust, -s.trust_cap), s.trust_cap)
+    s.trust[0] = trust
+    earlier = s.exposures[0, action]
+    s.exposures[0, action] = earlier + 1
+    if s.interest_rate and click:
+        for k in range(k_variants):
+            s.interest[0, k] += (s.interest_rate * 1.0) * s.similarity[action, k]
+    for j in range(s.codes.shape[1] - 1, 0, -1):
+        s.codes[0, j] = s.codes[0, j - 1]
+    s.codes[0, 0] = 1 + 3 * action + click + conversion
+    p_churn = min(max(s.churn_base * math.exp(-s.churn_trust * trust) + s.churn_repeat * s.log1p_table[earlier],
+                      0.0), 1.0)
+    churned = u[b, 3] < p_churn
+    visit = s.visit[0] + 1
+    s.visit[0] = visit
+    truncated = not churned and visit >= s.max_visits
+    s.alive[0] = not (churned or truncated)
+
+    # The world clock, and the drift (SegmentDrift.advance of one world).
+    clock = s.clock[0] + 1
+    s.clock[0] = clock
+    shifted = False
+    if s.has_drift:
+        if drift_u < s.shift_prob:
+            shifted = True
+            jump = np.int64(drift_u / s.shift_prob * (s.n_regimes - 1))
+            s.regime[0] = (s.regime[0] + 1 + min(jump, s.n_regimes - 2)) % s.n_regimes
+        if walk:
+            walk_one_world(s.noise, s.ou, s.ou_logit, s.content_matrix, s.ou_spread, s.ou_decay)
+        s.drift_clock[0] = clock
+
+    # The context of the next visit: the channel by the population's arrival model, and the time of week.
+    channel = 0
+    for c in range(s.n_channels):
+        if u[b, 4] > s.channel_p[profile, c]:
+            channel += 1
+    s.channel[0] = min(channel, s.n_channels - 1)
+    s.time_index[0] = np.int64(u[b, 5] * s.days * s.per_day)
+    return reward, click, conversion, churned, truncated, visit, trust, segment, shifted, oracle
