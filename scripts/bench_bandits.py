@@ -162,6 +162,9 @@ def main(argv=None) -> int:
     parser.add_argument("--tune-l2s", help=f"comma-separated interaction_l2 values for --tune "
                                            f"(default {INTERACTION_L2S})")
     parser.add_argument("--tune-agents", default="linucb,lints", help="which grids --tune runs: linucb, lints")
+    parser.add_argument("--tune-seeds", type=int, default=len(TUNING_SEEDS),
+                        help=f"how many tuning seeds from {TUNING_SEEDS[0]} (default {len(TUNING_SEEDS)}; more are "
+                             "still disjoint from the reported seeds, which start at 100)")
     args = parser.parse_args(argv)
 
     import json
@@ -186,7 +189,10 @@ def main(argv=None) -> int:
         agents = tuple(name.strip() for name in args.tune_agents.split(",") if name.strip())
         if not agents or set(agents) - {"linucb", "lints"}:
             parser.error(f"--tune-agents takes linucb and/or lints, got {args.tune_agents!r}")
-        tune(args.arrivals, env_config, alphas=floats(args.tune_alphas, ALPHAS),
+        if args.tune_seeds < 2:
+            parser.error(f"--tune-seeds must be >= 2, got {args.tune_seeds}")
+        tune(args.arrivals, env_config, seeds=range(TUNING_SEEDS[0], TUNING_SEEDS[0] + args.tune_seeds),
+             alphas=floats(args.tune_alphas, ALPHAS),
              interaction_l2s=floats(args.tune_l2s, INTERACTION_L2S), agents=agents, squarecb=not args.no_vw)
         print(f"CPU: {cpu_description()}; {load_line()} at the end")
         return 0
