@@ -5,7 +5,8 @@ own runs, so that the figures can be compared across machines and loads as a rat
 steps at about 8,000 steps/s on the project's machines (a quoted figure, not measured here). The rows issue 17 sets
 a target for (``TARGETS``: ABTest-v0 >= 2x, the single PersonalizedMarketing-v0 and CustomerJourney-v0 >= 1x,
 their batched user-steps at N = 4,096 >= 70x) say pass or FAIL, and the CPU line (``abgym.machine``) and the load
-are printed at the start and the end.
+are printed at the start and the end. Single envs are seeded at their first reset only, as training loops reset
+them; the "reset(seed) each episode" rows give every episode a new seed (CartPole-v1 too, timed alike).
 
     python scripts/bench_envs.py                 # every benchmark
     python scripts/bench_envs.py --only ab_test  # one of them
@@ -61,18 +62,22 @@ def with_targets(results: list[Result]) -> list[Result]:
     return results
 
 
-def time_random_policy(env: gym.Env, seconds: float, seed: int = 0, masked: bool = True) -> tuple[int, float]:
+def time_random_policy(env: gym.Env, seconds: float, seed: int = 0, masked: bool = True,
+                       reseed: bool = False) -> tuple[int, float]:
     """Step ``env`` with uniformly random valid actions for about ``seconds``; return (steps, elapsed seconds).
 
     The policy draws from a seeded generator among the arms of ``info["action_mask"]`` (or the whole action space
-    when the env has no mask); resets are counted in the elapsed time, as a training loop pays for them.
+    when the env has no mask); resets are counted in the elapsed time, as a training loop pays for them. The env is
+    seeded at the first reset only, as training loops do (SB3's VecEnvs, CleanRL); ``reseed`` passes a new seed to
+    every reset instead, as some evaluation loops do (a new random stream per episode: 50-60 us for
+    CustomerJourney-v0, whose journeys last about 13 visits).
     """
     rng = np.random.default_rng(seed)
     steps, episode = 0, 0
     start = time.perf_counter()
     deadline = start + seconds
     while True:
-        _, info = env.reset(seed=seed + episode)
+        _, info = env.reset(seed=seed + episode) if reseed or episode == 0 else env.reset()
         episode += 1
         n_valid = int(np.sum(info["action_mask"])) if masked else int(env.action_space.n)
         done = False
@@ -87,21 +92,28 @@ def time_random_policy(env: gym.Env, seconds: float, seed: int = 0, masked: bool
 REFERENCE = "CartPole-v1 (reference)"
 
 
-def measure(named_envs: list[tuple[str, gym.Env]], seconds: float, repeats: int) -> list[Result]:
+def measure(named_envs: list[tuple[str, gym.Env]], seconds: float, repeats: int, reseed: bool = False) -> list[Result]:
     """Time each env and gymnasium's CartPole-v1 ``repeats`` times, interleaved (so that a burst of load on the shared
-    machine hits them all alike), and keep each one's median run; CartPole's median is the yardstick."""
-    named = [(REFERENCE, gym.make("CartPole-v1")), *named_envs]
+    machine hits them all alike), and keep each one's median run; CartPole's median, timed the same way (``reseed``
+    too), is the yardstick."""
+    reference = REFERENCE if not reseed else f"{REFERENCE}, reset(seed) each episode"
+    named = [(reference, gym.make("CartPole-v1")), *named_envs]
     for name, env in named:
-        time_random_policy(env, min(0.2, seconds), masked=name != REFERENCE)  # warm-up: imports, caches
+        time_random_policy(env, min(0.2, seconds), masked=name != reference, reseed=reseed)  # warm-up: caches
     runs: dict[str, list[tuple[int, float]]] = {name: [] for name, _ in named}
     for _ in range(repeats):
         for name, env in named:
-            runs[name].append(time_random_policy(env, seconds, masked=name != REFERENCE))
+            runs[name].append(time_random_policy(env, seconds, masked=name != reference, reseed=reseed))
     medians = {
         name: sorted(measured, key=lambda run: run[0] / run[1])[len(measured) // 2] for name, measured in runs.items()
     }
-    reference = medians[REFERENCE][0] / medians[REFERENCE][1]
-    return [Result(name, *medians[name], reference) for name, _ in named]
+    reference_speed = medians[reference][0] / medians[reference][1]
+    return [Result(name, *medians[name], reference_speed) for name, _ in named]
+
+
+def reseeded(env_id: str, made: gym.Env, seconds: float, repeats: int) -> list[Result]:
+    """``env_id`` through gymnasium.make with a new seed at every reset, beside CartPole-v1 timed alike."""
+    return measure([(f"{env_id} make, reset(seed) each episode", made)], seconds, repeats, reseed=True)
 
 
 def measure_cpu(named_envs: list[tuple[str, gym.Env]], seconds: float, repeats: int) -> list[Result]:
@@ -126,7 +138,7 @@ def bench_ab_test(seconds: float, repeats: int) -> list[Result]:
     made = gym.make("abgym/ABTest-v0")
     return measure(
         [("abgym/ABTest-v0 raw env", made.unwrapped), ("abgym/ABTest-v0 gymnasium.make", made)], seconds, repeats
-    )
+    ) + reseeded("abgym/ABTest-v0", made, seconds, repeats)
 
 
 def bench_personalized_marketing(seconds: float, repeats: int) -> list[Result]:
@@ -137,6 +149,7 @@ def bench_personalized_marketing(seconds: float, repeats: int) -> list[Result]:
     made = gym.make(env_id)
     results = measure([(f"{env_id} raw env", made.unwrapped), (f"{env_id} gymnasium.make", made)], seconds, repeats)
     reference = results[0].reference_steps_per_second
+    results += reseeded(env_id, made, seconds, repeats)
     results += measure_cpu([("PM-v0 raw env, per CPU-s", made.unwrapped), ("PM-v0 gymnasium.make, per CPU-s", made)],
                            seconds, repeats)
     results += batched_user_steps(env_id, "PM-v0", seconds, repeats, reference)
@@ -184,7 +197,9 @@ def bench_customer_journey(seconds: float, repeats: int) -> list[Result]:
     env_id = "abgym/CustomerJourney-v0"
     made = gym.make(env_id)
     results = measure([(f"{env_id} raw env", made.unwrapped), (f"{env_id} gymnasium.make", made)], seconds, repeats)
-    return results + batched_user_steps(env_id, "CJ-v0", seconds, repeats, results[0].reference_steps_per_second)
+    reference = results[0].reference_steps_per_second
+    return (results + reseeded(env_id, made, seconds, repeats)
+            + batched_user_steps(env_id, "CJ-v0", seconds, repeats, reference))
 
 
 NOTES: list[str] = []  # lines a benchmark adds below the table (ratios that are not against CartPole)

@@ -119,22 +119,34 @@ class JourneyWorlds:
         users, responses, drift = np.random.SeedSequence(seed).spawn(3)
         self.rng_users, self.rng_responses = np.random.default_rng(users), np.random.default_rng(responses)
         n, k = self.n, self.n_variants
-        self.clock = np.zeros(n, np.int64)
         self.next_profile = self.rng_users.integers(self.n_profiles, size=n)
-        self.state = dict(profile=np.zeros(n, np.int64), visit=np.zeros(n, np.int64), trust=np.zeros(n),
-                          exposures=np.zeros((n, k), np.int64), interest=np.zeros((n, k)),
-                          codes=np.zeros((n, self.memory_len), np.int64), channel=np.zeros(n, np.int64),
-                          time_index=np.zeros(n, np.int64), alive=np.ones(n, bool))
+        if not self.state:  # the first seed makes the arrays; later seeds rewrite them (step_one's view holds them)
+            self.clock = np.zeros(n, np.int64)
+            self.state = dict(profile=np.zeros(n, np.int64), visit=np.zeros(n, np.int64), trust=np.zeros(n),
+                              exposures=np.zeros((n, k), np.int64), interest=np.zeros((n, k)),
+                              codes=np.zeros((n, self.memory_len), np.int64), channel=np.zeros(n, np.int64),
+                              time_index=np.zeros(n, np.int64), alive=np.ones(n, bool))
+            if n == 1:  # step_one's block of response draws and its output row
+                self._uniforms, self._expected = np.empty((1024, 6)), np.zeros(k)
+        else:
+            self.clock[:] = 0
+            for array in self.state.values():
+                array.fill(0)
+            self.state["alive"].fill(True)
         if self.drift is not None:
             self.drift.restart(np.random.default_rng(drift))
-        if n == 1:  # step_one's block of response draws, its output row and its compiled view of the arrays
-            self._uniforms, self._block_pos, self._expected = np.empty((1024, 6)), 1024, np.zeros(k)
-            self._state = make_state(self)
+        if n == 1:
+            self._block_pos = len(self._uniforms)  # none drawn from the new stream yet
+            if getattr(self, "_state", None) is None:  # step_one's compiled view of the arrays, made once
+                self._state = make_state(self)
         self.new_users(self.rows)
 
     def new_users(self, worlds: np.ndarray) -> None:
         """The next user of the population enters each of ``worlds`` (a new episode), at the world's clock."""
         s, m = self.state, len(worlds)
+        if self.n == 1:  # the single env, at every reset: the same draws and values in Python numbers
+            self._new_user_one()
+            return
         s["profile"][worlds] = self.next_profile[worlds] % self.n_profiles
         self.next_profile[worlds] += 1 + self.rng_users.integers(7, size=m)  # users arrive in no fixed order
         for key in ("visit", "exposures", "codes"):
@@ -143,6 +155,20 @@ class JourneyWorlds:
         s["interest"][worlds] = 0.0
         s["alive"][worlds] = True
         self._visit_context(worlds, self.rng_users.random((m, 2)))
+
+    def _new_user_one(self) -> None:
+        """``new_users`` of the single world: the same draws (``integers(7)`` and ``random(2)`` equal the sized
+        calls' draws) and the same values, without numpy's overhead on one-element arrays."""
+        s = self.state
+        profile = int(self.next_profile[0]) % self.n_profiles
+        s["profile"][0] = profile
+        self.next_profile[0] += 1 + int(self.rng_users.integers(7))
+        for key in ("visit", "exposures", "codes", "trust", "interest"):
+            s[key].fill(0)
+        s["alive"][0] = True
+        u_channel, u_time = self.rng_users.random(2).tolist()
+        s["channel"][0] = min(sum(u_channel > c for c in self.channel_p[profile].tolist()), len(CHANNELS) - 1)
+        s["time_index"][0] = int(u_time * DAYS * self.per_day)
 
     def _visit_context(self, worlds: np.ndarray, u: np.ndarray) -> None:
         """Channel (home channel or another, by the population's arrival model) and time of week of a visit."""
@@ -253,7 +279,7 @@ class JourneyWorlds:
         out["trust"] = s["trust"].copy()
         terminated = out["churned"]
         truncated = ~terminated & (s["visit"] >= self.max_visits)
-        s["alive"] = ~(terminated | truncated)
+        np.logical_not(terminated | truncated, out=s["alive"])  # in place, as every state array here
         out["terminated"], out["truncated"] = terminated, truncated
         self.clock += 1
         out["regime_shift"] = (self.drift.advance(self.clock) if self.drift is not None

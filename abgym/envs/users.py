@@ -763,24 +763,33 @@ class SegmentDrift:
                           else sigma * np.sqrt(interval))
 
     def restart(self, rng: np.random.Generator) -> None:
-        """New regime offsets and trends from ``rng``; every world back in regime 0 with no walk."""
+        """New regime offsets and trends from ``rng``; every world back in regime 0 with no walk.
+
+        The arrays are made at the first restart and rewritten in place afterwards: a compiled step holds them
+        (abgym.envs.journey_step), and rebuilding its view costs more than a short journey."""
         n, s, a, cfg = self.n, self.n_segments, self.n_features, self.config
         k = self.content_matrix.shape[0]
         self.rng = rng
-        self.regime = np.zeros(n, np.int64)
-        self.regime_offsets = np.zeros((n, self.n_regimes, s, a))
+        if not hasattr(self, "regime"):
+            self.regime = np.zeros(n, np.int64)
+            self.regime_offsets = np.zeros((n, self.n_regimes, s, a))
+            self.ou, self.trend = np.zeros((n, s, a)), np.zeros((n, s, a))
+            # Flat rows: regime part (world * R + regime) * S + segment; walk and trend parts world * S + segment.
+            self._regime_logit = np.zeros((n * self.n_regimes * s, k))
+            self._trend_logit, self._ou_logit = np.zeros((n * s, k)), np.zeros((n * s, k))
+            self._noise = np.empty((n, s, a))
+            self._clock = np.zeros(n)  # the world clock of the last advance: the trend's multiplier
+            self._world_regime_row = np.arange(n) * (self.n_regimes * s)
+            self._world_row = np.arange(n) * s
+        self.regime[:] = 0
         self.regime_offsets[:, 1:] = rng.normal(0.0, cfg["regime_scale"] / np.sqrt(a), (n, self.n_regimes - 1, s, a))
-        self.ou = np.zeros((n, s, a))
-        self.trend = rng.normal(0.0, cfg["segment_trend"] / 1000 / np.sqrt(a), (n, s, a))
+        self.ou[:] = 0.0
+        self.trend[:] = rng.normal(0.0, cfg["segment_trend"] / 1000 / np.sqrt(a), (n, s, a))
         self.steps = 0
-        # Flat rows: regime part (world * R + regime) * S + segment; walk and trend parts world * S + segment.
-        self._regime_logit = content_product(self.regime_offsets.reshape(-1, a), self.content_matrix)
-        self._trend_logit = content_product(self.trend.reshape(-1, a), self.content_matrix)
-        self._ou_logit = np.zeros((n * s, k))
-        self._noise = np.empty((n, s, a))
-        self._clock = np.zeros(n)  # the world clock of the last advance: the trend's multiplier
-        self._world_regime_row = np.arange(n) * (self.n_regimes * s)
-        self._world_row = np.arange(n) * s
+        content_product(self.regime_offsets.reshape(-1, a), self.content_matrix, out=self._regime_logit)
+        content_product(self.trend.reshape(-1, a), self.content_matrix, out=self._trend_logit)
+        self._ou_logit[:] = 0.0
+        self._clock[:] = 0.0
 
     @property
     def logit(self) -> np.ndarray:
