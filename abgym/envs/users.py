@@ -833,11 +833,13 @@ class SegmentDrift:
             self.regime[shift] = (self.regime[shift] + 1 + np.minimum(jump, self.n_regimes - 2)) % self.n_regimes
         self.steps += 1
         if self.steps % self.interval == 0:
-            noise = self.rng.standard_normal(self._noise.shape, out=self._noise)  # the same draws as without out=
+            noise = self._noise
             if self.n == 1:  # as the compiled single visit walks (abgym.envs.journey_step), to stay equal to it
+                self.rng.standard_normal(out=noise)
                 walk_one_world(noise[0], self.ou[0], self._ou_logit, self.content_matrix, self.ou_spread,
                                self.ou_decay)
             else:
+                fill_standard_normal(self.rng, noise.reshape(-1))  # = self.rng.standard_normal(out=noise)
                 noise *= self.ou_spread
                 self.ou *= self.ou_decay
                 self.ou += noise
