@@ -3,7 +3,8 @@ contextual bandit (``--cb_explore_adf``, its default exploration and ``--squarec
 
 Same env, same env seeds, same features (the disjoint context x of :class:`abgym.agents.features.FeatureMap`; VW
 gets x in a shared namespace crossed with the action, ``-q sa``). "ours"/"ours-ts" are the agents as shipped
-(``abgym.agents.registry``: alpha or v 0.5, ``interaction_l2`` 3000); "ours-mabwiser" is our LinUCB with
+(``abgym.agents.registry``: LinUCB's bonus 1.2 * sqrt(K / 4), linear TS's v 0.5, ``interaction_l2`` 3000 for both;
+docs/marketing_agents.md says how they were chosen); "ours-mabwiser" is our LinUCB with
 MABWiser's single ridge penalty of 1, the same algorithm as MABWiser's (identical decisions expected). Timed: only
 the agents' own calls (``act`` and ``update``; VW's include writing its text examples); regret per arrival from the
 env's ``expected_rewards``, with paired differences over the seeds and their 95% t-intervals. The reported seeds
@@ -198,12 +199,14 @@ def main(argv=None) -> int:
         return 0
     from abgym.agents.registry import make_agent
 
-    # "ours"/"ours-ts": the agents as shipped (abgym.agents.registry: `--agent linucb` / `lints`, alpha or v 0.5 and
-    # interaction_l2 3000, tuned on seeds 0-2 and confirmed by --tune on seeds 1000-1007); "ours-mabwiser" and
+    # "ours"/"ours-ts": the agents as shipped (abgym.agents.registry: `--agent linucb` / `lints`; LinUCB's bonus
+    # 1.2 * sqrt(K / 4), chosen by --tune on seeds 1000-1039 at K = 4 and 12; linear TS's v 0.5; interaction_l2 3000,
+    # tuned on seeds 0-2 and confirmed by --tune on seeds 1000-1007); "ours-mabwiser" and
     # "ours-ts-l2=1": one ridge penalty of 1 on every weight, MABWiser's setting, the same algorithm as MABWiser's
     # LinUCB (to check speed and identical decisions).
     shipped = {name: make_agent(name) for name in ("linucb", "lints")}
-    linucb = {"alpha": shipped["linucb"].alpha, "interaction_l2": shipped["linucb"].interaction_l2}
+    linucb = {"alpha": shipped["linucb"].alpha, "reference_arms": shipped["linucb"].reference_arms,
+              "interaction_l2": shipped["linucb"].interaction_l2}
     lints = {"v": shipped["lints"].v, "interaction_l2": shipped["lints"].interaction_l2}
     peers = {"ours": lambda seed: make_agent("linucb", seed=seed),
              "ours-ts": lambda seed: make_agent("lints", seed=seed),
@@ -243,6 +246,7 @@ def main(argv=None) -> int:
         return difference.mean(), half
 
     n_arms = results["ours"][0]["n_arms"]
+    linucb["bonus scale at this K"] = round(shipped["linucb"].bonus_scale(n_arms), 3)
     print(f"\nours = LinUCB {linucb}, ours-ts = LinearThompson {lints} (the registry's defaults); ours-mabwiser = "
           f"LinUCB alpha={args.alpha} and ours-ts-l2=1, one l2 = 1 (MABWiser's setting); reported seeds "
           f"{seeds[0]}-{seeds[-1]}, {args.arrivals} arrivals, K = {n_arms}; decisions/s: agent time only")

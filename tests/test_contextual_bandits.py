@@ -239,3 +239,37 @@ def test_classical_ab_tests_uniformly_then_ships_the_winner(tmp_path):
     assert agent.declared_winner() == 1 and set(actions[300:]) == {1}
     restored = ClassicalABTest.load(tmp_path / "ab.json")
     assert restored.declared_winner() == 1 and restored.t == 401
+
+
+def test_linucb_bonus_grows_as_the_square_root_of_the_number_of_arms(tmp_path):
+    """With reference_arms, the disjoint LinUCB's bonus is alpha at that K and alpha * sqrt(K / reference) elsewhere;
+    the shipped agent (the registry's) uses it, a fixed-alpha LinUCB and the shared model do not scale."""
+    from abgym.agents.registry import make_agent
+
+    scaled = LinUCB(alpha=1.2, reference_arms=4, features=features("disjoint"))
+    assert scaled.bonus_scale(4) == pytest.approx(1.2)
+    assert scaled.bonus_scale(12) == pytest.approx(1.2 * np.sqrt(3))
+    assert scaled.bonus_scale(1) == pytest.approx(0.6)
+    assert LinUCB(alpha=1.2, features=features("disjoint")).bonus_scale(12) == pytest.approx(1.2)
+    assert LinUCB(alpha=1.2, reference_arms=4, features=features("shared")).bonus_scale(12) == pytest.approx(1.2)
+    shipped = make_agent("linucb")
+    assert (shipped.alpha, shipped.reference_arms, shipped.model) == (1.2, 4, "disjoint")
+    assert shipped.bonus_scale(12) == pytest.approx(0.6 * np.sqrt(12))
+
+    # The scores use it: before any data every arm has the prior's variance 1 / l2 on the bias alone.
+    problem = LinearProblem(n_arms=12, seed=2)
+    scaled.reset(12, {})
+    scaled.act(problem.observe(), {})
+    X = scaled.features.arm_features(problem.obs, 12)
+    mean, variance = scaled._posterior_moments(X)
+    np.testing.assert_allclose(scaled.scores(X), mean + 1.2 * np.sqrt(3) * np.sqrt(variance))
+    fixed = LinUCB(alpha=1.2, features=features("disjoint"))
+    fixed.reset(12, {})
+    fixed.act(problem.obs, {})
+    assert not np.allclose(fixed.scores(X), scaled.scores(X))
+
+    # Saved and loaded with its setting.
+    scaled.save(tmp_path / "scaled.npz")
+    assert LinearBanditAgent.load(tmp_path / "scaled.npz").bonus_scale(12) == pytest.approx(1.2 * np.sqrt(3))
+    with pytest.raises(ValueError, match="reference_arms"):
+        LinUCB(reference_arms=0)

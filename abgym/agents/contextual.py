@@ -27,6 +27,7 @@ from __future__ import annotations
 import abc
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -264,20 +265,37 @@ class LinearBanditAgent(abc.ABC):
 
 
 class LinUCB(LinearBanditAgent):
-    """Pick the variant with the highest ``mean + alpha * standard deviation`` of the predicted reward."""
+    """Pick the variant with the highest ``mean + bonus_scale * standard deviation`` of the predicted reward.
+
+    ``bonus_scale`` is ``alpha``; with ``reference_arms`` (disjoint model only) ``alpha`` is the scale at that many
+    variants and it grows as ``sqrt(K / reference_arms)`` with the number K of variants. Why: the disjoint model is
+    one ridge regression over K stacked blocks of d weights, and the confidence radius of such a regression (OFUL,
+    Abbasi-Yadkori et al. 2011) grows as the square root of its dimension K * d. The shared model keeps one block
+    whatever K, so its scale stays ``alpha``.
+    """
 
     name = "linucb"
-    hyperparameters = ("alpha",)
+    hyperparameters = ("alpha", "reference_arms")
 
-    def __init__(self, alpha: float = 1.0, **kwargs):
+    def __init__(self, alpha: float = 1.0, reference_arms: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {alpha}")
+        if reference_arms is not None and (int(reference_arms) != reference_arms or reference_arms < 1):
+            raise ValueError(f"reference_arms must be a whole number >= 1 (or None for a fixed alpha), "
+                             f"got {reference_arms!r}")
         self.alpha = float(alpha)
+        self.reference_arms = None if reference_arms is None else int(reference_arms)
+
+    def bonus_scale(self, n_arms: int) -> float:
+        """The multiplier of the standard deviation for ``n_arms`` variants (see the class docstring)."""
+        if self.reference_arms is None or self.model != "disjoint":
+            return self.alpha
+        return self.alpha * math.sqrt(n_arms / self.reference_arms)
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         mean, variance = self._posterior_moments(X)
-        return mean + self.alpha * np.sqrt(variance)
+        return mean + self.bonus_scale(X.shape[0]) * np.sqrt(variance)
 
 
 class LinearThompson(LinearBanditAgent):
