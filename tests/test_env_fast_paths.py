@@ -152,3 +152,27 @@ def test_the_drift_kept_in_parts_equals_the_product_of_the_preference_shift(n_wo
     x = rng.normal(size=(70_000, drift.content_matrix.shape[1]))  # above the one-matmul size: K products
     np.testing.assert_allclose(content_product(x, drift.content_matrix), x @ drift.content_matrix.T, rtol=1e-12,
                                atol=1e-13)
+
+
+def _episode(env, seed: int, steps: int) -> list:
+    """(reward, terminated, truncated, info values, observation bytes) of ``steps`` steps after reset(seed)."""
+    observation, _ = env.reset(seed=seed)
+    rng, record = np.random.default_rng(seed), []
+    for _ in range(steps):
+        observation, reward, terminated, truncated, info = env.step(int(rng.integers(env.action_space.n)))
+        record.append((reward, terminated, truncated, repr(info),
+                       b"".join(np.ascontiguousarray(part).tobytes() for part in observation.values())))
+        if terminated or truncated:
+            observation, _ = env.reset()
+    return record
+
+
+@pytest.mark.parametrize("env_id", ["abgym/PersonalizedMarketing-v0", "abgym/CustomerJourney-v0"])
+def test_a_reseeded_env_replays_a_fresh_env_exactly(env_id):
+    """The compiled single steps hold the simulators' arrays, which a reseed now rewrites in place (journeys) or
+    replaces (marketing): an env used for a while and then reseeded must step exactly as a fresh env of that seed,
+    across the block of pre-drawn uniforms and the drift's walks (drift_interval 3), through several journeys."""
+    settings = dict(drift_interval=3, regime_shift_prob=0.05)
+    used = gym.make(env_id, **settings)
+    _episode(used, seed=1, steps=250)
+    assert _episode(used, seed=7, steps=400) == _episode(gym.make(env_id, **settings), seed=7, steps=400)
