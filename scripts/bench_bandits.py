@@ -8,11 +8,13 @@ docs/marketing_agents.md says how they were chosen); "ours-mabwiser" is our LinU
 MABWiser's single ridge penalty of 1, the same algorithm as MABWiser's (identical decisions expected). Timed: only
 the agents' own calls (``act`` and ``update``; VW's include writing its text examples); regret per arrival from the
 env's ``expected_rewards``, with paired differences over the seeds and their 95% t-intervals. The reported seeds
-(100-104 by default) are neither the registry's tuning seeds (0-2) nor those of ``--tune`` (1000-1007), the grid
-that checks the shipped settings.
+(100-104 by default) are neither the registry's tuning seeds (0-2) nor those of ``--tune`` (from 1000: 1000-1007 by
+default, 1000-1039 for LinUCB's bonus), the grid that checks the shipped settings.
 
     python scripts/bench_bandits.py                     # 5 seeds x 2000 arrivals, every peer
     python scripts/bench_bandits.py --tune              # the tuning grid on seeds 1000-1007 only
+    python scripts/bench_bandits.py --tune --tune-seeds 40 --tune-agents linucb --tune-alphas 1.2,2.078 --tune-l2s 3000
+                                                        # part of the grid, seeds 1000-1039, squarecb beside
     python scripts/bench_bandits.py --seeds 3 --arrivals 1000
 """
 from __future__ import annotations
@@ -98,7 +100,8 @@ INTERACTION_L2S = (1.0, 30.0, 300.0, 1000.0, 3000.0, 10000.0)
 def tune(arrivals: int, env_config: dict, seeds=TUNING_SEEDS, alphas=ALPHAS, vs=VS,
          interaction_l2s=INTERACTION_L2S, agents=("linucb", "lints"), squarecb: bool = True) -> dict[str, dict]:
     """Grid of (alpha, interaction_l2) for LinUCB and (v, interaction_l2) for linear TS on ``seeds`` only (never
-    the reported seeds); prints mean regret/arrival per setting and returns the best of each agent.
+    the reported seeds); prints mean regret/arrival per setting and returns the best of each agent. LinUCB runs
+    here with a fixed alpha, the bonus at the env's K (the shipped rule's is 1.2 * sqrt(K / 4)).
 
     With ``squarecb`` (and vowpalwabbit installed) VW ``--squarecb`` runs on the same tuning seeds first, and every
     setting's line adds its paired difference to it: the target is relative, so the grid says where it is met."""
