@@ -176,3 +176,27 @@ def test_a_reseeded_env_replays_a_fresh_env_exactly(env_id):
     used = gym.make(env_id, **settings)
     _episode(used, seed=1, steps=250)
     assert _episode(used, seed=7, steps=400) == _episode(gym.make(env_id, **settings), seed=7, steps=400)
+
+
+@pytest.mark.parametrize("env_id", ["abgym/PersonalizedMarketing-v0", "abgym/CustomerJourney-v0"])
+def test_the_compiled_state_holds_each_array_under_its_own_name(env_id):
+    """The compiled steps' state is made from tuples in a declared order (a cached compiled constructor): every
+    field must be the very array (same memory) that state_parts names, and every constant its value."""
+    from abgym.envs import journey_step, marketing_step
+
+    module = marketing_step if "Marketing" in env_id else journey_step
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    worlds = env.unwrapped.worlds
+    arrays, constants = module.state_parts(worlds)
+    assert set(arrays) == set(module.ARRAYS) and set(constants) == set(module.CONSTANTS)
+    from numba import njit
+
+    names = module.ARRAYS + module.CONSTANTS
+    source = {}
+    exec("def fields(s):\n    return (" + ", ".join(f"s.{name}" for name in names) + ",)", source)  # by name
+    fields = dict(zip(names, njit(source["fields"])(worlds._state)))
+    for name in module.ARRAYS:
+        assert np.shares_memory(fields[name], arrays[name]) and fields[name].shape == arrays[name].shape, name
+    for name in module.CONSTANTS:
+        assert fields[name] == constants[name], name

@@ -21,21 +21,32 @@ from numba.experimental import structref
 from abgym.envs.marketing_step import walk_one_world
 from abgym.envs.users import DAYS
 
-# The JourneyWorlds / SegmentDrift arrays the compiled step reads or writes (shared, never copied), and its constants.
-ARRAYS = (
-    "uniforms",  # the responses' draws of a block of visits (visits, 6): click, conversion, revenue, churn, channel,
-    # time
-    "profile", "visit", "trust", "exposures", "interest", "codes", "channel", "time_index", "alive", "clock",
-    "expected",  # (K,): the expected rewards of the visit just made, for the caller's info
-    "static_rows", "time_logit_table", "fatigue_table", "conversion_logit", "revenue_mean", "bait", "similarity",
-    "channel_p", "segment", "log1p_table",
+F1, F2, I1, I2 = types.float64[::1], types.float64[:, ::1], types.int64[::1], types.int64[:, ::1]
+# The JourneyWorlds / SegmentDrift arrays the compiled step reads or writes (shared, never copied), and its constants,
+# with their numba types (declared for _new_state, as in abgym.envs.marketing_step).
+ARRAY_TYPES = {
+    # the responses' draws of a block of visits (visits, 6): click, conversion, revenue, churn, channel, time
+    "uniforms": F2,
+    "profile": I1, "visit": I1, "trust": F1, "exposures": I2, "interest": F2, "codes": I2, "channel": I1,
+    "time_index": I1, "alive": types.boolean[::1], "clock": I1,
+    "expected": F1,  # (K,): the expected rewards of the visit just made, for the caller's info
+    "static_rows": F2, "time_logit_table": F2, "fatigue_table": F1, "conversion_logit": F2, "revenue_mean": F1,
+    "bait": F1, "similarity": F2, "channel_p": F2, "segment": I1, "log1p_table": F1,
     # the drift (zeros when there is none): regime, its parts of the logit, the walk, the trend's clock
-    "regime", "regime_logit", "ou_logit", "trend_logit", "drift_clock", "ou", "noise", "content_matrix",
-)
-CONSTANTS = ("has_drift", "n_segments", "n_regimes", "shift_prob", "ou_spread", "ou_decay", "trust_click_effect",
-             "trust_conversion_effect", "fatigue", "w_click", "w_conversion", "trust_decay", "trust_gain",
-             "trust_loss", "bait_annoyance", "trust_cap", "interest_rate", "churn_base", "churn_trust",
-             "churn_repeat", "max_visits", "n_channels", "days", "per_day", "w_revenue")
+    "regime": I1, "regime_logit": F2, "ou_logit": F2, "trend_logit": F2, "drift_clock": F1, "ou": F2, "noise": F2,
+    "content_matrix": F2,
+}
+CONSTANT_TYPES = {
+    "has_drift": types.boolean, "n_segments": types.int64, "n_regimes": types.int64, "shift_prob": types.float64,
+    "ou_spread": types.float64, "ou_decay": types.float64, "trust_click_effect": types.float64,
+    "trust_conversion_effect": types.float64, "fatigue": types.boolean, "w_click": types.float64,
+    "w_conversion": types.float64, "trust_decay": types.float64, "trust_gain": types.float64,
+    "trust_loss": types.float64, "bait_annoyance": types.float64, "trust_cap": types.float64,
+    "interest_rate": types.float64, "churn_base": types.float64, "churn_trust": types.float64,
+    "churn_repeat": types.float64, "max_visits": types.int64, "n_channels": types.int64, "days": types.int64,
+    "per_day": types.int64, "w_revenue": types.float64,
+}
+ARRAYS, CONSTANTS = tuple(ARRAY_TYPES), tuple(CONSTANT_TYPES)
 
 
 @structref.register
@@ -49,10 +60,27 @@ class JourneyState(structref.StructRefProxy):
 
 
 structref.define_proxy(JourneyState, JourneyStateType, list(ARRAYS + CONSTANTS))
+STATE_TYPE = JourneyStateType(list(ARRAY_TYPES.items()) + list(CONSTANT_TYPES.items()))
 
 
-def make_state(worlds) -> JourneyState:
-    """The state of ``worlds`` (N = 1, after ``seed``): to be rebuilt whenever one of its arrays is replaced."""
+@njit(cache=True)
+def _new_state(arrays, constants):
+    """The state from ``arrays`` and ``constants`` in ARRAYS' and CONSTANTS' order, by compiled code numba caches
+    (see abgym.envs.marketing_step._new_state; tests/test_env_fast_paths.py checks the order)."""
+    s = structref.new(STATE_TYPE)
+    (s.uniforms, s.profile, s.visit, s.trust, s.exposures, s.interest, s.codes, s.channel, s.time_index, s.alive,
+     s.clock, s.expected, s.static_rows, s.time_logit_table, s.fatigue_table, s.conversion_logit, s.revenue_mean,
+     s.bait, s.similarity, s.channel_p, s.segment, s.log1p_table, s.regime, s.regime_logit, s.ou_logit,
+     s.trend_logit, s.drift_clock, s.ou, s.noise, s.content_matrix) = arrays
+    (s.has_drift, s.n_segments, s.n_regimes, s.shift_prob, s.ou_spread, s.ou_decay, s.trust_click_effect,
+     s.trust_conversion_effect, s.fatigue, s.w_click, s.w_conversion, s.trust_decay, s.trust_gain, s.trust_loss,
+     s.bait_annoyance, s.trust_cap, s.interest_rate, s.churn_base, s.churn_trust, s.churn_repeat, s.max_visits,
+     s.n_channels, s.days, s.per_day, s.w_revenue) = constants
+    return s
+
+
+def state_parts(worlds) -> tuple[dict, dict]:
+    """The arrays (by field name) and constants of the compiled step's state of ``worlds``."""
     pop, cfg, s, drift = worlds.population, worlds.config, worlds.state, worlds.drift
     k = worlds.n_variants
     arrays = dict(
@@ -88,7 +116,13 @@ def make_state(worlds) -> JourneyState:
     for name, array in arrays.items():
         if not array.flags.c_contiguous:
             raise AssertionError(f"JourneyWorlds' {name} must be C-contiguous for the compiled step")
-    return JourneyState(*(arrays[name] for name in ARRAYS), *(constants[name] for name in CONSTANTS))
+    return arrays, constants
+
+
+def make_state(worlds):
+    """The state of ``worlds`` (N = 1, after ``seed``): to be rebuilt whenever one of its arrays is replaced."""
+    arrays, constants = state_parts(worlds)
+    return _new_state(tuple(arrays[name] for name in ARRAYS), tuple(constants[name] for name in CONSTANTS))
 
 
 @njit(cache=True)

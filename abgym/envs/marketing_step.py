@@ -25,24 +25,34 @@ import numpy as np
 from numba import njit, types
 from numba.experimental import structref
 
-# The MarketingWorlds arrays the compiled step reads or writes (shared, never copied), and its constants.
-ARRAYS = (
+F1, F2, F3 = types.float64[::1], types.float64[:, ::1], types.float64[:, :, ::1]
+I1 = types.int64[::1]
+# The MarketingWorlds arrays the compiled step reads or writes (shared, never copied), and its constants, with their
+# numba types: declared, so that the state is made by compiled code numba caches on disk (_new_state).
+ARRAY_TYPES = {
     # the draws of the current block, (block steps, N, 8): click, conversion, churn, regime shift, arrival slot,
     # channel choice, channel, revenue
-    "uniforms",
+    "uniforms": F3,
     # per user slot (N * active_users rows)
-    "occupant", "exposures", "loyalty", "codes",
+    "occupant": I1, "exposures": types.uint8[:, ::1], "loyalty": F1, "codes": types.int16[:, ::1],
     # per world
-    "next_profile", "t", "time_index", "regime", "slot", "profile", "channel", "p_click", "p_conversion", "expected",
+    "next_profile": I1, "t": I1, "time_index": I1, "regime": I1, "slot": I1, "profile": I1, "channel": I1,
+    "p_click": F2, "p_conversion": F2, "expected": F2,
     # drift: the logit per (world, segment) and its parts
-    "drift_logit", "regime_logit", "ou_logit", "trend_logit",
+    "drift_logit": F2, "regime_logit": F2, "ou_logit": F2, "trend_logit": F2,
     # population and content tables (read only)
-    "segment", "choice_channel", "choice_logit", "time_logit_table", "conv_prob", "click_value", "fatigue_table",
-    "churn_table", "next_time", "increment", "action_code",
-)
-CONSTANTS = ("n_slots", "n_segments", "n_regimes", "n_profiles", "n_channels", "horizon", "w_click", "w_conversion",
-             "loyalty_decay", "loyalty_gain", "loyalty_cap", "loyalty_effect", "fatigue", "drift", "shift_prob",
-             "home_channel_prob")
+    "segment": I1, "choice_channel": I1, "choice_logit": F2, "time_logit_table": F2, "conv_prob": F2,
+    "click_value": F2, "fatigue_table": F1, "churn_table": F1, "next_time": I1, "increment": types.uint8[::1],
+    "action_code": types.int16[::1],
+}
+CONSTANT_TYPES = {
+    "n_slots": types.int64, "n_segments": types.int64, "n_regimes": types.int64, "n_profiles": types.int64,
+    "n_channels": types.int64, "horizon": types.int64, "w_click": types.float64, "w_conversion": types.float64,
+    "loyalty_decay": types.float64, "loyalty_gain": types.float64, "loyalty_cap": types.float64,
+    "loyalty_effect": types.float64, "fatigue": types.boolean, "drift": types.boolean, "shift_prob": types.float64,
+    "home_channel_prob": types.float64,
+}
+ARRAYS, CONSTANTS = tuple(ARRAY_TYPES), tuple(CONSTANT_TYPES)
 
 
 @structref.register
@@ -56,10 +66,27 @@ class WorldsState(structref.StructRefProxy):
 
 
 structref.define_proxy(WorldsState, WorldsStateType, list(ARRAYS + CONSTANTS))
+STATE_TYPE = WorldsStateType(list(ARRAY_TYPES.items()) + list(CONSTANT_TYPES.items()))
 
 
-def make_state(worlds) -> WorldsState:
-    """The state of ``worlds`` (after ``seed``): must be rebuilt whenever one of its arrays is replaced."""
+@njit(cache=True)
+def _new_state(arrays, constants):
+    """The state from ``arrays`` and ``constants`` in ARRAYS' and CONSTANTS' order (tests/test_env_fast_paths.py
+    checks that every field is the array it is named after). The proxy's own constructor would be compiled again in
+    every process, about 0.8 s for this many fields; this one is compiled once and cached."""
+    s = structref.new(STATE_TYPE)
+    (s.uniforms, s.occupant, s.exposures, s.loyalty, s.codes, s.next_profile, s.t, s.time_index, s.regime, s.slot,
+     s.profile, s.channel, s.p_click, s.p_conversion, s.expected, s.drift_logit, s.regime_logit, s.ou_logit,
+     s.trend_logit, s.segment, s.choice_channel, s.choice_logit, s.time_logit_table, s.conv_prob, s.click_value,
+     s.fatigue_table, s.churn_table, s.next_time, s.increment, s.action_code) = arrays
+    (s.n_slots, s.n_segments, s.n_regimes, s.n_profiles, s.n_channels, s.horizon, s.w_click, s.w_conversion,
+     s.loyalty_decay, s.loyalty_gain, s.loyalty_cap, s.loyalty_effect, s.fatigue, s.drift, s.shift_prob,
+     s.home_channel_prob) = constants
+    return s
+
+
+def state_parts(worlds) -> tuple[dict, dict]:
+    """The arrays (by field name) and constants of the compiled step's state of ``worlds``."""
     pop, cfg, w = worlds.population, worlds.config, worlds.weights
     shift_prob = float(cfg["regime_shift_prob"]) if worlds.drift and worlds.n_regimes > 1 else 0.0
     arrays = dict(
@@ -82,7 +109,13 @@ def make_state(worlds) -> WorldsState:
     for name, array in arrays.items():
         if not array.flags.c_contiguous:
             raise AssertionError(f"MarketingWorlds.{name} must be C-contiguous for the compiled step")
-    return WorldsState(*(arrays[name] for name in ARRAYS), *(constants[name] for name in CONSTANTS))
+    return arrays, constants
+
+
+def make_state(worlds):
+    """The state of ``worlds`` (after ``seed``): must be rebuilt whenever one of its arrays is replaced."""
+    arrays, constants = state_parts(worlds)
+    return _new_state(tuple(arrays[name] for name in ARRAYS), tuple(constants[name] for name in CONSTANTS))
 
 
 @njit(cache=True)
