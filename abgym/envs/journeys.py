@@ -144,7 +144,7 @@ class JourneyWorlds:
     def new_users(self, worlds: np.ndarray) -> None:
         """The next user of the population enters each of ``worlds`` (a new episode), at the world's clock."""
         s, m = self.state, len(worlds)
-        if self.n == 1:  # the single env, at every reset: the same draws and values in Python numbers
+        if self.n == 1 and m == 1:  # the single env, at every reset: the same draws and values in Python numbers
             self._new_user_one()
             return
         s["profile"][worlds] = self.next_profile[worlds] % self.n_profiles

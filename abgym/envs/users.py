@@ -544,7 +544,6 @@ class MarketingWorlds:
                     oracle_action=expected.argmax(axis=1), segment=segment, regime_shift=regime_shift,
                     returning=returning, churned=churned, truncated=truncated)
 
-
     def step_one(self, action: int) -> tuple[float, bool, dict]:
         """``step`` for a single world (N = 1) in Python values: (reward, truncated, info of the single env).
 
@@ -611,7 +610,6 @@ class MarketingWorlds:
                 len(worlds), self.n_segments, -1)
             if self.config["record_drift"]:
                 self._record(worlds, shift[worlds])
-
 
     def _walk(self) -> None:
         """The Ornstein-Uhlenbeck walk of every world's segment preferences, and its part of the logit."""
