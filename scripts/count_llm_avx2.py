@@ -17,7 +17,13 @@ The parent reads the totals, the top functions by instructions (which show the k
 ``...Fma3`` against ``...Avx512F``), the capability each child saw, and the scores' agreement with float32.
 
     nice python scripts/count_llm_avx2.py                          # onnxruntime and float32, the bench's ranking
-    nice python scripts/count_llm_avx2.py --candidates 3 --prompt-tokens 60   # a smaller ranking (faster)
+    nice python scripts/count_llm_avx2.py --rankings 60:2 100:5    # smaller rankings (PROMPT_TOKENS:CANDIDATES)
+    nice python scripts/count_llm_avx2.py --rankings 60:2 100:5 150:10 --native 10   # the same, timed natively
+
+Under valgrind a ranking runs about 1,000x slower than natively (valgrind emulates each 256-bit FMA): the bench's
+150-token, 10-candidate ranking takes tens of minutes per backend, a 100:5 one about ten, and each child first
+loads the model for ~10 minutes. ``--native N`` times the same rankings without valgrind instead (torch limited to
+AVX2 as in the bench; ONNX Runtime on its AVX-512 kernels), to see how the ratio moves with the ranking's size.
 
 Needs valgrind (``apt-get install valgrind``) and a Python executable that is a binary, not a shell shim (valgrind
 does not follow an ``exec``): run it with the virtual environment's python.
@@ -40,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from abgym.machine import cpu_description, load_line  # noqa: E402
 from abgym.paths import atomic_write  # noqa: E402
-from bench_llm import CANDIDATES, build_prompt  # noqa: E402
+from bench_llm import CANDIDATES, ISA_LIMITS, build_prompt  # noqa: E402
 
 # The issue's figure: torch float32, the old default, per 10-candidate ranking on a real AVX2-only 2-core EPYC.
 AVX2_EPYC_FLOAT32_S = 0.627
@@ -65,10 +71,13 @@ def callgrind_control(*arguments: str) -> str:
     return output
 
 
-def child(backend: str, sizes: list[tuple[int, int]], json_path: str) -> None:
+def child(backend: str, sizes: list[tuple[int, int]], json_path: str, native_repeats: int = 0) -> None:
     """Load uninstrumented, warm up, then count each ranking of ``sizes`` (prompt tokens, candidates) on its own:
     counters zeroed before it, dumped after it (one callgrind file per ranking); the results are written after
-    each ranking, so a run stopped early keeps the rankings done."""
+    each ranking, so a run stopped early keeps the rankings done. With ``native_repeats`` (no valgrind), time that
+    many rankings of each size instead (CPU seconds, median)."""
+    import statistics
+
     import torch
 
     from abgym.llm import LanguageModel
@@ -87,6 +96,19 @@ def child(backend: str, sizes: list[tuple[int, int]], json_path: str) -> None:
     # tokens), which prompt-prefix reuse takes from the previous prompt's cache, as in the bench's timed rankings.
     prompts = [build_prompt(lm, user, tokens) for user, (tokens, _) in enumerate(sizes)]
     lm.score(build_prompt(lm, 99, 60), CANDIDATES[:1])  # warm-up; leaves the template + instructions cached
+    if native_repeats:
+        for tokens, candidates in sizes:
+            cpus = []
+            for user in range(native_repeats):
+                prompt = build_prompt(lm, user, tokens)
+                started = time.process_time()
+                result = lm.score(prompt, CANDIDATES[:candidates])
+                cpus.append(time.process_time() - started)
+            out["rankings"].append({"size": f"{tokens}:{candidates}", "cpu_s": statistics.median(cpus),
+                                    "reused_tokens": lm.last_prompt_tokens_reused})
+        with atomic_write(json_path, "w") as handle:
+            json.dump(out, handle)
+        return
     callgrind_control("-i", "on")
     for prompt, (tokens, candidates) in zip(prompts, sizes):
         chosen = CANDIDATES[:candidates]
@@ -170,6 +192,32 @@ def run_backend(backend: str, sizes: list[tuple[int, int]], args, folder: Path) 
     return result
 
 
+def run_native(backend: str, sizes: list[tuple[int, int]], args, folder: Path) -> dict | None:
+    """The same rankings without valgrind, timed: torch limited to AVX2 as in ``bench_llm.py --isa avx2``;
+    ONNX Runtime cannot be limited, so its figures here are its AVX-512 kernels'."""
+    json_file = folder / f"{backend}.native.json"
+    env = {**os.environ, **ISA_LIMITS["avx2"], "ABGYM_TORCH_THREADS": str(args.threads),
+           "OMP_NUM_THREADS": str(args.threads)}
+    command = [sys.executable, __file__, "--child", backend, "--json", str(json_file), "--native", str(args.native),
+               "--rankings", *(f"{tokens}:{candidates}" for tokens, candidates in sizes)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0 or not json_file.exists():
+        print(f"  {backend} (native) failed: {done.stderr.strip().splitlines()[-1:]}")
+        return None
+    return json.loads(json_file.read_text())
+
+
+def report_native(results: dict, args) -> None:
+    reference = {r["size"]: r for r in results["float32"]["rankings"]}
+    print(f"\nNative, no valgrind ({args.native} rankings per size, {args.threads} thread; torch limited to AVX2 "
+          f"by {' '.join(ISA_LIMITS['avx2'])}; ONNX Runtime unlimited, i.e. AVX-512 here): median CPU-s per ranking")
+    print(f"  {'ranking':<8} {'backend':<17} {'capability':<10} {'CPU-s':>8} {'/ float32':>9}")
+    for backend, result in results.items():
+        for r in result["rankings"]:
+            print(f"  {r['size']:<8} {backend:<17} {result['capability']:<10} {r['cpu_s']:>8.3f} "
+                  f"{r['cpu_s'] / reference[r['size']]['cpu_s']:>9.3f}")
+
+
 def agreement(scores, reference) -> tuple[float, bool]:
     import numpy as np
 
@@ -223,20 +271,31 @@ def main(argv: list[str] | None = None) -> int:
                         help="rankings to count, each PROMPT_TOKENS:CANDIDATES (the bench's: 150:10)")
     parser.add_argument("--threads", type=int, default=1, help="threads per backend (1: see the docstring)")
     parser.add_argument("--top", type=int, default=6, help="functions to list per ranking")
+    parser.add_argument("--native", type=int, default=0, metavar="REPEATS",
+                        help="instead of valgrind, time REPEATS rankings of each size natively (CPU-s per ranking)")
     parser.add_argument("--out-dir", help="keep the callgrind files here (default: a new temporary folder)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child, args.rankings, args.json)
+        child(args.child, args.rankings, args.json, args.native)
         return 0
     if "float32" not in args.backends:
         args.backends = [*args.backends, "float32"]  # the reference for the ratio and the agreement
-    version = check_tools()
+    version = check_tools() if not args.native else "no valgrind (--native)"
     folder = Path(args.out_dir or tempfile.mkdtemp(prefix="count_llm_avx2-"))
     folder.mkdir(parents=True, exist_ok=True)
     print(f"CPU: {cpu_description()}\n{version}; {load_line()} at start; callgrind files in {folder}", flush=True)
     results = {}
+    if args.native:
+        for backend in args.backends:
+            result = run_native(backend, args.rankings, args, folder)
+            if result is not None:
+                results[backend] = result
+        if "float32" in results:
+            report_native(results, args)
+        print(f"\ndone; {load_line()}")
+        return 0 if "float32" in results else 1
     for backend in args.backends:
         result = run_backend(backend, args.rankings, args, folder)
         if result is not None and result["rankings"]:
