@@ -164,6 +164,16 @@ def top_functions(callgrind_file: Path, count: int) -> list[tuple[int, str]]:
     return rows[:count]
 
 
+def read_backend(backend: str, folder: Path, top: int) -> dict:
+    """A child's results (its JSON) with each ranking's instructions and top functions (its callgrind dump)."""
+    result = json.loads((folder / f"{backend}.json").read_text())
+    counts = dumped_rankings(folder / f"callgrind.{backend}.out")
+    for ranking in result["rankings"]:
+        ranking["instructions"], part = counts[ranking["size"]]
+        ranking["top"] = top_functions(part, top)
+    return result
+
+
 def run_backend(backend: str, sizes: list[tuple[int, int]], args, folder: Path) -> dict | None:
     out_file, json_file = folder / f"callgrind.{backend}.out", folder / f"{backend}.json"
     env = {**os.environ, "ABGYM_TORCH_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
@@ -180,11 +190,7 @@ def run_backend(backend: str, sizes: list[tuple[int, int]], args, folder: Path) 
               + "\n    ".join(tail))
         if not json_file.exists():
             return None
-    result = json.loads(json_file.read_text())
-    counts = dumped_rankings(out_file)
-    for ranking in result["rankings"]:
-        ranking["instructions"], part = counts[ranking["size"]]
-        ranking["top"] = top_functions(part, args.top)
+    result = read_backend(backend, folder, args.top)
     print(f"    {(time.perf_counter() - started) / 60:.1f} min (load {result['load_s'] / 60:.1f} min): capability "
           f"{result['capability']}, native bf16 {result['native_bf16']}, threads {result['threads']}; "
           + "; ".join(f"ranking {r['size']}: {r['instructions']:,} instructions ({r['valgrind_rank_s'] / 60:.1f} min)"
@@ -251,12 +257,12 @@ def report(results: dict, args) -> None:
             f32 = reference[r["size"]]
             ratio = r["instructions"] / f32["instructions"]
             gap, same = agreement(r["mean_logprob"], f32["mean_logprob"])
-            estimate = f"{AVX2_EPYC_FLOAT32_S * ratio:.3f} s" if r["size"].endswith(":10") else "-"
+            estimate = f"{AVX2_EPYC_FLOAT32_S * ratio:.3f} s"
             print(f"  {r['size']:<8} {backend:<17} {result['capability']:<10} {r['prompt_tokens']:>5}+{r['candidate_tokens']:<6} "
                   f"{r['instructions']:>16,} {ratio:>9.3f} {gap:>10.2e} {str(same):>9} {estimate:>14}")
-    print(f"  (estimate, 10-candidate rankings only: {AVX2_EPYC_FLOAT32_S} s, torch float32 per ranking measured on "
-          "a real AVX2-only EPYC in issue 17, x the instruction ratio. Instructions are not cycles, and that "
-          "figure's threads and torch build may differ.)")
+    print(f"  (estimate: {AVX2_EPYC_FLOAT32_S} s, torch float32 per 150:10 ranking measured on a real AVX2-only EPYC "
+          "in issue 17, x this ranking's instruction ratio; for a smaller ranking, that assumes the ratio holds at "
+          "150:10. Instructions are not cycles, and that figure's threads and torch build may differ.)")
     for backend, result in results.items():
         for r in result["rankings"]:
             print(f"  {backend} {r['size']}: top functions by own instructions:")
@@ -273,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=6, help="functions to list per ranking")
     parser.add_argument("--native", type=int, default=0, metavar="REPEATS",
                         help="instead of valgrind, time REPEATS rankings of each size natively (CPU-s per ranking)")
+    parser.add_argument("--report", metavar="DIR", help="print the report of a finished run kept in DIR (--out-dir)")
     parser.add_argument("--out-dir", help="keep the callgrind files here (default: a new temporary folder)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
@@ -282,6 +289,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if "float32" not in args.backends:
         args.backends = [*args.backends, "float32"]  # the reference for the ratio and the agreement
+    if args.report:
+        folder = Path(args.report)
+        results = {backend: read_backend(backend, folder, args.top) for backend in args.backends
+                   if (folder / f"{backend}.json").exists()}
+        if "float32" not in results:
+            raise SystemExit(f"no float32.json in {folder}: give the --out-dir of a finished run")
+        report(results, args)
+        return 0
     version = check_tools() if not args.native else "no valgrind (--native)"
     folder = Path(args.out_dir or tempfile.mkdtemp(prefix="count_llm_avx2-"))
     folder.mkdir(parents=True, exist_ok=True)
