@@ -71,6 +71,16 @@ def callgrind_control(*arguments: str) -> str:
     return output
 
 
+def visible_simd() -> str:
+    """The AVX instruction sets this process's CPUID reports, as numpy's dispatcher reads them (under valgrind:
+    AVX2 and FMA3, no AVX-512, whatever the host has)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # numpy < 2
+        from numpy.core._multiarray_umath import __cpu_features__
+    return " ".join(name for name, found in __cpu_features__.items() if found and name.startswith(("AVX", "FMA")))
+
+
 def child(backend: str, sizes: list[tuple[int, int]], json_path: str, native_repeats: int = 0) -> None:
     """Load uninstrumented, warm up, then count each ranking of ``sizes`` (prompt tokens, candidates) on its own:
     counters zeroed before it, dumped after it (one callgrind file per ranking); the results are written after
@@ -87,7 +97,8 @@ def child(backend: str, sizes: list[tuple[int, int]], json_path: str, native_rep
     lm = LanguageModel.load(backend=backend, shared=False)
     out = {"backend": backend, "capability": torch.backends.cpu.get_cpu_capability(),
            "native_bf16": native_bfloat16(), "threads": torch.get_num_threads() if lm._onnx is None else lm._onnx.threads,
-           "load_s": time.perf_counter() - started, "torch": torch.__version__, "rankings": []}
+           "load_s": time.perf_counter() - started, "torch": torch.__version__, "cpu_features": visible_simd(),
+           "rankings": []}
     if lm._onnx is not None:
         import onnxruntime
 
@@ -222,6 +233,8 @@ def report_native(results: dict, args) -> None:
         for r in result["rankings"]:
             print(f"  {r['size']:<8} {backend:<17} {result['capability']:<10} {r['cpu_s']:>8.3f} "
                   f"{r['cpu_s'] / reference[r['size']]['cpu_s']:>9.3f}")
+    for backend, result in results.items():
+        print(f"  {backend}: CPUID as the process saw it (numpy): {result['cpu_features']}")
 
 
 def agreement(scores, reference) -> tuple[float, bool]:
@@ -263,6 +276,9 @@ def report(results: dict, args) -> None:
     print(f"  (estimate: {AVX2_EPYC_FLOAT32_S} s, torch float32 per 150:10 ranking measured on a real AVX2-only EPYC "
           "in issue 17, x this ranking's instruction ratio; for a smaller ranking, that assumes the ratio holds at "
           "150:10. Instructions are not cycles, and that figure's threads and torch build may differ.)")
+    for backend, result in results.items():
+        print(f"  {backend}: CPUID as the process saw it (numpy): {result.get('cpu_features', 'not recorded')}; "
+              f"torch capability {result['capability']}, oneDNN native bf16 {result['native_bf16']}")
     for backend, result in results.items():
         for r in result["rankings"]:
             print(f"  {backend} {r['size']}: top functions by own instructions:")
