@@ -4,8 +4,10 @@ numba, for the reason and in the way of :mod:`abgym.envs.marketing_step`: the vi
 
 It does what ``JourneyWorlds.transition`` and ``SegmentDrift.advance`` do for one world, with the same operations in
 the same order, on the worlds' own arrays (held by a :class:`JourneyState`). The draws come from the caller, from
-the same streams in the same order (the responses' six uniforms of a visit, the drift's uniform, and its normals
-at a walk), and so do revenue (the inverse normal CDF, for the few who convert) and the output arrays. ``exp`` is
+the same streams in the same order (the responses' six uniforms of a visit and the drift's uniform), and so do
+revenue (the inverse normal CDF, for the few who convert), the drift's walk (``walk_one_world`` of
+:mod:`abgym.envs.marketing_step`, called from Python: numba checks a cached function against its own file only, so a
+cached function here must not call one compiled from another file) and the output arrays. ``exp`` is
 the C library's, as in scipy's ``expit`` that the vectorized step uses for the click and conversion probabilities;
 the churn probability's ``exp`` (numpy's in the vectorized step) can differ in the last bit, which could change a
 churn draw that falls within 1e-16 of it. tests/test_env_fast_paths.py checks the two steps, visit for visit.
@@ -18,7 +20,6 @@ import numpy as np
 from numba import njit, types
 from numba.experimental import structref
 
-from abgym.envs.marketing_step import walk_one_world
 from abgym.envs.users import DAYS
 
 F1, F2, I1, I2 = types.float64[::1], types.float64[:, ::1], types.int64[::1], types.int64[:, ::1]
@@ -33,12 +34,11 @@ ARRAY_TYPES = {
     "static_rows": F2, "time_logit_table": F2, "fatigue_table": F1, "conversion_logit": F2, "revenue_mean": F1,
     "bait": F1, "similarity": F2, "channel_p": F2, "segment": I1, "log1p_table": F1,
     # the drift (zeros when there is none): regime, its parts of the logit, the walk, the trend's clock
-    "regime": I1, "regime_logit": F2, "ou_logit": F2, "trend_logit": F2, "drift_clock": F1, "ou": F2, "noise": F2,
-    "content_matrix": F2,
+    "regime": I1, "regime_logit": F2, "ou_logit": F2, "trend_logit": F2, "drift_clock": F1,
 }
 CONSTANT_TYPES = {
     "has_drift": types.boolean, "n_segments": types.int64, "n_regimes": types.int64, "shift_prob": types.float64,
-    "ou_spread": types.float64, "ou_decay": types.float64, "trust_click_effect": types.float64,
+    "fatigue_scale": types.float64, "trust_click_effect": types.float64,
     "trust_conversion_effect": types.float64, "fatigue": types.boolean, "w_click": types.float64,
     "w_conversion": types.float64, "trust_decay": types.float64, "trust_gain": types.float64,
     "trust_loss": types.float64, "bait_annoyance": types.float64, "trust_cap": types.float64,
@@ -71,8 +71,8 @@ def _new_state(arrays, constants):
     (s.uniforms, s.profile, s.visit, s.trust, s.exposures, s.interest, s.codes, s.channel, s.time_index, s.alive,
      s.clock, s.expected, s.static_rows, s.time_logit_table, s.fatigue_table, s.conversion_logit, s.revenue_mean,
      s.bait, s.similarity, s.channel_p, s.segment, s.log1p_table, s.regime, s.regime_logit, s.ou_logit,
-     s.trend_logit, s.drift_clock, s.ou, s.noise, s.content_matrix) = arrays
-    (s.has_drift, s.n_segments, s.n_regimes, s.shift_prob, s.ou_spread, s.ou_decay, s.trust_click_effect,
+     s.trend_logit, s.drift_clock) = arrays
+    (s.has_drift, s.n_segments, s.n_regimes, s.shift_prob, s.fatigue_scale, s.trust_click_effect,
      s.trust_conversion_effect, s.fatigue, s.w_click, s.w_conversion, s.trust_decay, s.trust_gain, s.trust_loss,
      s.bait_annoyance, s.trust_cap, s.interest_rate, s.churn_base, s.churn_trust, s.churn_repeat, s.max_visits,
      s.n_channels, s.days, s.per_day, s.w_revenue) = constants
@@ -93,17 +93,15 @@ def state_parts(worlds) -> tuple[dict, dict]:
         log1p_table=worlds._log1p_table)
     if drift is not None:
         arrays.update(regime=drift.regime, regime_logit=drift._regime_logit, ou_logit=drift._ou_logit,
-                      trend_logit=drift._trend_logit, drift_clock=drift._clock, ou=drift.ou[0], noise=drift._noise[0],
-                      content_matrix=worlds.content_matrix)
+                      trend_logit=drift._trend_logit, drift_clock=drift._clock)
     else:
         zeros = np.zeros((1, k))
         arrays.update(regime=np.zeros(1, np.int64), regime_logit=zeros, ou_logit=zeros, trend_logit=zeros,
-                      drift_clock=np.zeros(1), ou=zeros, noise=zeros, content_matrix=worlds.content_matrix)
+                      drift_clock=np.zeros(1))
     constants = dict(
         has_drift=drift is not None, n_segments=worlds.n_segments, n_regimes=worlds.n_regimes,
         shift_prob=float(cfg["regime_shift_prob"]) if drift is not None and worlds.n_regimes > 1 else 0.0,
-        ou_spread=float(drift.ou_spread) if drift is not None else 0.0,
-        ou_decay=float(drift.ou_decay) if drift is not None else 1.0,
+        fatigue_scale=float(cfg["fatigue"]),
         trust_click_effect=float(cfg["trust_click_effect"]), trust_conversion_effect=float(
             cfg["trust_conversion_effect"]), fatigue=bool(cfg["fatigue"]), w_click=float(worlds.weights[0]),
         w_conversion=float(worlds.weights[1]), trust_decay=float(cfg["trust_decay"]),
@@ -132,10 +130,11 @@ def _expit(x):
 
 
 @njit(cache=True)
-def visit_one_world(s, action, b, drift_u, walk):
-    """One visit of world 0's user, shown ``action``, with the draws of row ``b`` and the drift's uniform (and, at
-    a walk, the normals in ``s.noise``). Returns (reward without revenue, click, conversion, churned, truncated,
-    visit, trust, segment, regime shift, oracle action); ``s.expected`` holds the visit's expected rewards."""
+def visit_one_world(s, action, b, drift_u):
+    """One visit of world 0's user, shown ``action``, with the draws of row ``b`` and the drift's uniform; the
+    drift's walk, when due, is the caller's to apply after it (SegmentDrift.walk_drawn_one). Returns (reward
+    without revenue, click, conversion, churned, truncated, visit, trust, segment, regime shift, oracle action);
+    ``s.expected`` holds the visit's expected rewards."""
     u = s.uniforms
     k_variants = s.exposures.shape[1]
     profile = s.profile[0]
@@ -151,7 +150,8 @@ def visit_one_world(s, action, b, drift_u, walk):
     for k in range(k_variants):  # JourneyWorlds.response and value_per_click, in their order
         x = s.static_rows[static_row, k] + s.time_logit_table[s.time_index[0], k] + click_trust + s.interest[0, k]
         if s.fatigue:
-            x -= s.fatigue_table[s.exposures[0, k]]
+            e = s.exposures[0, k]  # at most the visits so far: beyond the table only if stepped past the end
+            x -= s.fatigue_table[e] if e < s.fatigue_table.shape[0] else s.fatigue_scale * math.log1p(e)
         if s.has_drift:
             x += (s.regime_logit[regime_row, k] + s.ou_logit[segment, k]) + s.trend_logit[segment, k] * s.drift_clock[0]
         p_click = _expit(x)
@@ -178,15 +178,15 @@ def visit_one_world(s, action, b, drift_u, walk):
     for j in range(s.codes.shape[1] - 1, 0, -1):
         s.codes[0, j] = s.codes[0, j - 1]
     s.codes[0, 0] = 1 + 3 * action + click + conversion
-    p_churn = min(max(s.churn_base * math.exp(-s.churn_trust * trust) + s.churn_repeat * s.log1p_table[earlier],
-                      0.0), 1.0)
+    repeats = s.log1p_table[earlier] if earlier < s.log1p_table.shape[0] else math.log1p(earlier)
+    p_churn = min(max(s.churn_base * math.exp(-s.churn_trust * trust) + s.churn_repeat * repeats, 0.0), 1.0)
     churned = u[b, 3] < p_churn
     visit = s.visit[0] + 1
     s.visit[0] = visit
     truncated = not churned and visit >= s.max_visits
     s.alive[0] = not (churned or truncated)
 
-    # The world clock, and the drift (SegmentDrift.advance of one world).
+    # The world clock, and the drift's regime shift and clock (SegmentDrift.advance of one world, but the walk).
     clock = s.clock[0] + 1
     s.clock[0] = clock
     shifted = False
@@ -195,8 +195,6 @@ def visit_one_world(s, action, b, drift_u, walk):
             shifted = True
             jump = np.int64(drift_u / s.shift_prob * (s.n_regimes - 1))
             s.regime[0] = (s.regime[0] + 1 + min(jump, s.n_regimes - 2)) % s.n_regimes
-        if walk:
-            walk_one_world(s.noise, s.ou, s.ou_logit, s.content_matrix, s.ou_spread, s.ou_decay)
         s.drift_clock[0] = clock
 
     # The context of the next visit: the channel by the population's arrival model, and the time of week.

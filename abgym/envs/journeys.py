@@ -302,7 +302,9 @@ class JourneyWorlds:
         self._block_pos = b + 1
         drift_u, walk = self.drift.draws_one() if self.drift is not None else (0.0, False)
         reward, click, conversion, churned, truncated, visit, trust, segment, regime_shift, oracle = \
-            visit_one_world(self._state, action, b, drift_u, walk)
+            visit_one_world(self._state, action, b, drift_u)
+        if walk:  # after the visit, as SegmentDrift.advance walks after the regime shift
+            self.drift.walk_drawn_one()
         revenue = 0.0
         if conversion:
             sigma = self.config["revenue_sigma"]

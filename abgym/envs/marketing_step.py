@@ -13,9 +13,12 @@ resets, revenue (the inverse normal CDF, for the few who convert) and recording 
 writes MarketingWorlds' own arrays, held by a :class:`WorldsState` (a numba structref: one object to pass, about
 0.5 us per call, where passing thirty arrays costs 4 us).
 
-The same draws and the same operations in the same order as the numpy step with N = 1, whose ``exp`` is also the C
-library's (scipy's ``expit``; numpy's ``exp`` of a one-element array): tests/test_marketing_env.py checks that the
-two return the same values and leave the same state, step for step.
+The same draws and the same operations in the same order as the numpy step with N = 1, which computes the click
+probabilities with scipy's ``expit`` (the C library's ``exp``, as here). The churn factor ``exp(-loyalty)`` is numpy's
+SIMD ``exp`` there, which differs from the C library's in the last bit for some inputs on AVX-512 machines, so a
+churn decision whose uniform falls in that gap (about 1e-16 a step) would go the other way; otherwise
+tests/test_marketing_env.py checks that the two return the same values and leave the same state, step for step.
+A cached compiled function here calls only functions of this file: numba checks a cache against its own file.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ Reward: configurable (``reward``: click, conversion, revenue or a weighted sum).
 (each variant's true expected reward for this user now, for regret), ``oracle_action``, ``click``, ``conversion``,
 ``revenue``, ``segment``, ``regime_shift``, ``returning``, ``churned``. An episode is ``horizon`` arrivals (then
 ``truncated``). The simulator itself steps N worlds in one numpy operation; this class is its N = 1 view (through
-``MarketingWorlds.step_one``, the same step in Python numbers, exactly equal and several times faster for one world),
+``MarketingWorlds.step_one``, the same step compiled with numba, equal to it and several times faster for one world),
 and ``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")`` gives the batched one.
 """
 from __future__ import annotations

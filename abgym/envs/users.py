@@ -550,7 +550,8 @@ class MarketingWorlds:
         One call of the compiled step (:mod:`abgym.envs.marketing_step`) on the same draws and the same state
         arrays, with the same operations in the same order, so that it returns exactly what ``step`` would and the
         two can be mixed (tests/test_marketing_env.py checks the two step for step): the numpy step's per-call
-        overhead on one-element arrays is what the single env was slow for. ``exp`` is the C library's in both."""
+        overhead on one-element arrays is what the single env was slow for. The click probabilities' ``exp`` is the
+        C library's in both; the churn factor's is numpy's in ``step`` (see abgym.envs.marketing_step)."""
         if self._block_pos >= self._block_len:
             self._refill()
         b = self._block_pos
@@ -702,7 +703,7 @@ class MarketingWorlds:
 def batch_expit(x: np.ndarray) -> np.ndarray:
     """The logistic function of ``x`` (in place) for a batch of worlds: ``1 / (1 + exp(-x))`` with numpy's SIMD
     ``exp``, about 3x faster than scipy's ``expit`` (whose scalar ``exp`` the N = 1 paths keep, so that the single
-    envs' Python-number steps stay equal to the N = 1 vectorized step bit for bit). The two agree to 1 ulp; a
+    envs' compiled steps, with the C library's ``exp``, stay equal to the N = 1 vectorized step). The two agree to 1 ulp; a
     batch of more than one row takes this one. Below about -709 ``exp`` overflows and the result is 0, as scipy's.
     """
     if len(x) == 1:
@@ -812,15 +813,19 @@ class SegmentDrift:
 
     def draws_one(self) -> tuple[float, bool]:
         """For one world (N = 1) stepped by a compiled visit: this step's uniform, and whether the walk moves at it
-        (its normals then in ``_noise``). The same stream in the same order as :meth:`advance` (``interval``
-        uniforms, then the walk's normals), drawn once per walk rather than once per step; the caller applies them
-        as :meth:`advance` would (abgym.envs.journey_step)."""
+        (its normals then in ``_noise``, for :meth:`walk_drawn_one`). The same stream in the same order as
+        :meth:`advance` (``interval`` uniforms, then the walk's normals), drawn once per walk rather than once per
+        step; the caller applies them as :meth:`advance` would (abgym.envs.journey_step)."""
         position = self.steps % self.interval
         if position == 0:
             self._cycle = self.rng.random(self.interval).tolist()
             self.rng.standard_normal(out=self._noise)
         self.steps += 1
         return self._cycle[position], position == self.interval - 1
+
+    def walk_drawn_one(self) -> None:
+        """The walk of world 0 (N = 1) with the normals :meth:`draws_one` drew, as :meth:`advance` walks one world."""
+        walk_one_world(self._noise[0], self.ou[0], self._ou_logit, self.content_matrix, self.ou_spread, self.ou_decay)
 
     def advance(self, clock: np.ndarray) -> np.ndarray:
         """One step of every world at world time ``clock`` (N,); returns where a regime shift happened (N,)."""
@@ -834,8 +839,7 @@ class SegmentDrift:
             noise = self._noise
             if self.n == 1:  # as the compiled single visit walks (abgym.envs.journey_step), to stay equal to it
                 self.rng.standard_normal(out=noise)
-                walk_one_world(noise[0], self.ou[0], self._ou_logit, self.content_matrix, self.ou_spread,
-                               self.ou_decay)
+                self.walk_drawn_one()
             else:
                 fill_standard_normal(self.rng, noise.reshape(-1))  # = self.rng.standard_normal(out=noise)
                 noise *= self.ou_spread
