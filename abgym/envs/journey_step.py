@@ -133,8 +133,9 @@ def _expit(x):
 def visit_one_world(s, action, b, drift_u):
     """One visit of world 0's user, shown ``action``, with the draws of row ``b`` and the drift's uniform; the
     drift's walk, when due, is the caller's to apply after it (SegmentDrift.walk_drawn_one). Returns (reward
-    without revenue, click, conversion, churned, truncated, visit, trust, segment, regime shift, oracle action);
-    ``s.expected`` holds the visit's expected rewards."""
+    without revenue, click, conversion, churned, truncated, visit, trust, segment, regime shift, oracle action,
+    profile, and the next observation's row of the context table); ``s.expected`` holds the visit's expected
+    rewards."""
     u = s.uniforms
     k_variants = s.exposures.shape[1]
     profile = s.profile[0]
@@ -202,6 +203,8 @@ def visit_one_world(s, action, b, drift_u):
     for c in range(s.n_channels):
         if u[b, 4] > s.channel_p[profile, c]:
             channel += 1
-    s.channel[0] = min(channel, s.n_channels - 1)
-    s.time_index[0] = np.int64(u[b, 5] * s.days * s.per_day)
-    return reward, click, conversion, churned, truncated, visit, trust, segment, shifted, oracle
+    channel = min(channel, s.n_channels - 1)
+    time_index = np.int64(u[b, 5] * s.days * s.per_day)
+    s.channel[0], s.time_index[0] = channel, time_index
+    context_row = (time_index * s.n_channels + channel) * s.n_regimes + (s.regime[0] if s.has_drift else 0)
+    return reward, click, conversion, churned, truncated, visit, trust, segment, shifted, oracle, profile, context_row

@@ -82,6 +82,7 @@ class JourneyWorlds:
         self.memory_dim = self.embedding_dim + 2
         self.variant_dim = self.variants.shape[1]
         self.rng_users = self.rng_responses = None
+        self._observed = None  # (profile, context row, visit) after a step_one, for observe_one
         self.state: dict[str, np.ndarray] = {}
         # Tables of the vectorized step, so that it gathers rows (np.take) rather than computing them per step:
         # the static click logits by (profile, channel), the fatigue penalty by count, and every column of the
@@ -144,6 +145,7 @@ class JourneyWorlds:
     def new_users(self, worlds: np.ndarray) -> None:
         """The next user of the population enters each of ``worlds`` (a new episode), at the world's clock."""
         s, m = self.state, len(worlds)
+        self._observed = None
         if self.n == 1 and m == 1:  # the single env, at every reset: the same draws and values in Python numbers
             self._new_user_one()
             return
@@ -271,6 +273,7 @@ class JourneyWorlds:
         A world whose user has left keeps its final state until :meth:`new_users` starts the next episode.
         """
         s = self.state
+        self._observed = None
         drift_logit = self.drift_logits()
         out = self.transition(s, actions, self.rng_responses.random((self.n, 4)), drift_logit)
         out["oracle_action"] = out["expected_rewards"].argmax(axis=1)
@@ -301,8 +304,9 @@ class JourneyWorlds:
         b = self._block_pos
         self._block_pos = b + 1
         drift_u, walk = self.drift.draws_one() if self.drift is not None else (0.0, False)
-        reward, click, conversion, churned, truncated, visit, trust, segment, regime_shift, oracle = \
+        reward, click, conversion, churned, truncated, visit, trust, segment, regime_shift, oracle, profile, row = \
             visit_one_world(self._state, action, b, drift_u)
+        self._observed = (profile, row, visit)  # what observe_one reads, known here without numpy
         if walk:  # after the visit, as SegmentDrift.advance walks after the regime shift
             self.drift.walk_drawn_one()
         revenue = 0.0
@@ -320,13 +324,16 @@ class JourneyWorlds:
     def observe_one(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`observe` of the single world (N = 1): new arrays (user, context, memory), from the same tables."""
         s = self.state
-        row = (int(s["time_index"][0]) * len(CHANNELS) + int(s["channel"][0])) * self.n_regimes
-        if self.drift is not None:
-            row += int(self.drift.regime[0])
+        if self._observed is not None:  # (profile, context row, visit) of the last step_one
+            profile, row, visit = self._observed
+        else:
+            profile, visit = int(s["profile"][0]), int(s["visit"][0])
+            row = (int(s["time_index"][0]) * len(CHANNELS) + int(s["channel"][0])) * self.n_regimes
+            if self.drift is not None:
+                row += int(self.drift.regime[0])
         context = self._context_table[row].copy()
-        context[-1] = int(s["visit"][0]) / self.max_visits
-        return (self.population.portrait[int(s["profile"][0])].copy(), context,
-                self.memory_table.take(s["codes"][0], axis=0))
+        context[-1] = visit / self.max_visits
+        return self.population.portrait[profile].copy(), context, self.memory_table.take(s["codes"][0], axis=0)
 
     # ---------------------------------------------------------------------------------------- observations
     def observe(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
