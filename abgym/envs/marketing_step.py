@@ -185,7 +185,8 @@ def _respond(s, w, a, b, walk):
 
 @njit(cache=True)
 def _arrive(s, b):
-    """The next user of world 0: a slot, a channel, and the user's click probabilities."""
+    """The next user of world 0: a slot, a channel, and the user's click probabilities. Returns (slot, profile,
+    row of the context table) for the next observation."""
     u = s.uniforms
     slot = np.int64(u[b, 0, 4] * s.n_slots)
     if u[b, 0, 5] < s.home_channel_prob:
@@ -208,15 +209,15 @@ def _arrive(s, b):
         s.p_click[0, k] = p_click
         s.expected[0, k] = p_click * s.click_value[profile, k]
         s.p_conversion[0, k] = s.conv_prob[profile, k]
-    s.slot[0], s.profile[0], s.channel[0] = slot, profile, s.choice_channel[row]
+    channel = s.choice_channel[row]
+    s.slot[0], s.profile[0], s.channel[0] = slot, profile, channel
+    return slot, profile, (time_index * s.n_channels + channel) * s.n_regimes + s.regime[0]
 
 
 @njit(cache=True)
 def step_world_zero(s, action, b, walk):
-    """The single env's step: ``_respond``'s tuple, as Python values, after which the next user has arrived."""
-    out = _respond(s, 0, action, b, walk)
-    _arrive(s, b)
-    return out
+    """The single env's step: ``_respond``'s tuple and then ``_arrive``'s, as Python values."""
+    return _respond(s, 0, action, b, walk) + _arrive(s, b)
 
 
 @njit(cache=True)

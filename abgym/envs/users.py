@@ -339,6 +339,7 @@ class MarketingWorlds:
         self.variant_dim = self.variants.shape[1]
         self.rng: np.random.Generator | None = None
         self.history: list[dict] = []
+        self._observed = None  # (slot, profile, context row) after a step_one, for observe_one
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -396,6 +397,7 @@ class MarketingWorlds:
     def reset_worlds(self, worlds: np.ndarray) -> None:
         """Start new episodes in ``worlds`` (the population is kept; user slots are filled afresh)."""
         rng, m, k = self.rng, len(worlds), self.n_variants
+        self._observed = None
         start = rng.integers(self.n_profiles, size=m)
         slots = (self.slot_base[worlds][:, None] + np.arange(self.n_slots)).ravel()
         self.occupant[slots] = ((start[:, None] + np.arange(self.n_slots)) % self.n_profiles).ravel()
@@ -491,6 +493,7 @@ class MarketingWorlds:
         times faster than an array and a Python number, and the single environment's step is made of such tiny ops.
         """
         c, pop, slot, profile = self._const, self.population, self.slot, self.profile
+        self._observed = None
         if self._block_pos >= self._block_len:
             self._refill()
         b, block = self._block_pos, self._block
@@ -564,8 +567,8 @@ class MarketingWorlds:
                 walk = True
         expected = self.expected[0].copy()
         profile = self.profile[:1].copy()
-        click, conversion, reward, churned, returning, segment, regime_shift, truncated = step_world_zero(
-            self._state, action, b, walk)
+        (click, conversion, reward, churned, returning, segment, regime_shift, truncated,
+         *self._observed) = step_world_zero(self._state, action, b, walk)  # the last three: for observe_one
         revenue = 0.0
         if conversion:
             sigma = self.config["revenue_sigma"]
@@ -581,10 +584,14 @@ class MarketingWorlds:
 
     def observe_one(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``observe`` of the single world of N = 1: new arrays (user, context, memory)."""
-        context_row = ((int(self.time_index[0]) * len(CHANNELS) + int(self.channel[0])) * self.n_regimes
-                       + int(self.regime[0]))
-        return (self.population.portrait[self.profile[0]].copy(), self.context_table[context_row].copy(),
-                self.memory_table.take(self.codes[self.slot[0], :self.memory_len], axis=0))
+        if self._observed is not None:  # (slot, profile, context row) of the last step_one
+            slot, profile, context_row = self._observed
+        else:
+            slot, profile = int(self.slot[0]), int(self.profile[0])
+            context_row = ((int(self.time_index[0]) * len(CHANNELS) + int(self.channel[0])) * self.n_regimes
+                           + int(self.regime[0]))
+        return (self.population.portrait[profile].copy(), self.context_table[context_row].copy(),
+                self.memory_table.take(self.codes[slot, :self.memory_len], axis=0))
 
     def _replace_users(self, worlds: np.ndarray, slots: np.ndarray) -> None:
         self.occupant[slots] = self.next_profile[worlds] % self.n_profiles
