@@ -20,9 +20,9 @@ The parent reads the totals, the top functions by instructions (which show the k
     nice python scripts/count_llm_avx2.py --rankings 60:2 100:5    # smaller rankings (PROMPT_TOKENS:CANDIDATES)
     nice python scripts/count_llm_avx2.py --rankings 60:2 100:5 150:10 --native 10   # the same, timed natively
 
-Under valgrind a ranking runs about 1,000x slower than natively (valgrind emulates each 256-bit FMA): the bench's
-150-token, 10-candidate ranking takes tens of minutes per backend, a 100:5 one about ten, and each child first
-loads the model for ~10 minutes. ``--native N`` times the same rankings without valgrind instead (torch limited to
+Under valgrind a ranking runs 1,500-3,000x slower than natively (measured: a 60:2 ranking 4 min against 0.09-0.15
+CPU-s; a 100:5 one 10 min), so the bench's 150:10 ranking would take ~20 min per backend; the onnxruntime child
+also spends ~9 min loading (session and check), the float32 one ~12 s. ``--native N`` times the same rankings without valgrind instead (torch limited to
 AVX2 as in the bench; ONNX Runtime on its AVX-512 kernels), to see how the ratio moves with the ranking's size.
 
 Needs valgrind (``apt-get install valgrind``) and a Python executable that is a binary, not a shell shim (valgrind
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     version = check_tools() if not args.native else "no valgrind (--native)"
     folder = Path(args.out_dir or tempfile.mkdtemp(prefix="count_llm_avx2-"))
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"CPU: {cpu_description()}\n{version}; {load_line()} at start; callgrind files in {folder}", flush=True)
+    print(f"CPU: {cpu_description()}\n{version}; {load_line()} at start; files in {folder}", flush=True)
     results = {}
     if args.native:
         for backend in args.backends:
