@@ -4,17 +4,19 @@ Why: the project must rank fast on AVX2-only CPUs (issue 17), and the developmen
 be limited to AVX2 by environment variables (``scripts/bench_llm.py --isa avx2``), ONNX Runtime cannot: its MLAS
 kernels dispatch on CPUID. Valgrind emulates a CPU whose CPUID reports AVX2 and no AVX-512 (it cannot run AVX-512
 code), so under valgrind both torch (oneDNN, MKL) and ONNX Runtime (MLAS) choose their AVX2 kernels for real.
-Valgrind is 100-1000x slower than the CPU, so its wall times say nothing; callgrind's instruction counts
+Valgrind is thousands of times slower than the CPU, so its wall times say nothing; callgrind's instruction counts
 (``Ir``, guest instructions executed) are exact and repeatable whatever the machine's load. Their ratio between
 backends, times a wall time measured on a real AVX2 machine for one of them, estimates the other's.
 
 Each backend runs in its own ``valgrind --tool=callgrind --instr-atstart=no`` child, on one thread (valgrind
 runs threads one at a time anyway, and waiting threads would add instructions). The child loads the model
 uninstrumented, warms up with a short ranking that shares the prompt's template and instructions (so the counted
-ranking reuses the 43-token prefix as the benchmark's timed rankings do), then switches callgrind's
-instrumentation on (``callgrind_control -i on``) for exactly one ``lm.score(prompt, candidates)`` and off after.
-The parent reads the totals, the top functions by instructions (which show the kernels chosen: e.g. MLAS'
-``...Fma3`` against ``...Avx512F``), the capability each child saw, and the scores' agreement with float32.
+rankings reuse the 43-token prefix as the benchmark's timed rankings do), then switches callgrind's
+instrumentation on (``callgrind_control -i on``) and counts each ``lm.score(prompt, candidates)`` of
+``--rankings`` alone (counters zeroed before it, dumped after it). The parent reads the totals, the top functions
+by instructions (they show the kernels chosen: MKL names its ``mkl_blas_avx2_*``; ONNX Runtime's library is
+stripped, so its kernels show as addresses, to disassemble), the CPUID and capability each child saw, and the
+scores' agreement with float32.
 
     nice python scripts/count_llm_avx2.py                          # onnxruntime and float32, the bench's ranking
     nice python scripts/count_llm_avx2.py --rankings 60:2 100:5    # smaller rankings (PROMPT_TOKENS:CANDIDATES)
@@ -22,8 +24,9 @@ The parent reads the totals, the top functions by instructions (which show the k
 
 Under valgrind a ranking runs 1,500-3,000x slower than natively (measured: a 60:2 ranking 4 min against 0.09-0.15
 CPU-s; a 100:5 one 10 min), so the bench's 150:10 ranking would take ~20 min per backend; the onnxruntime child
-also spends ~9 min loading (session and check), the float32 one ~12 s. ``--native N`` times the same rankings without valgrind instead (torch limited to
-AVX2 as in the bench; ONNX Runtime on its AVX-512 kernels), to see how the ratio moves with the ranking's size.
+also spends ~9 min loading (session and check), the float32 one ~12 s. ``--native N`` times the same rankings
+without valgrind instead (torch limited to AVX2 as in the bench; ONNX Runtime on its AVX-512 kernels), to see how
+the ratio moves with the ranking's size. Figures and caveats: docs/llm.md.
 
 Needs valgrind (``apt-get install valgrind``) and a Python executable that is a binary, not a shell shim (valgrind
 does not follow an ``exec``): run it with the virtual environment's python.
