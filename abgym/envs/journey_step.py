@@ -3,8 +3,8 @@ numba, for the reason and in the way of :mod:`abgym.envs.marketing_step`: the vi
 15 us, most of it numpy and generator calls on one or four numbers; this is one call.
 
 It does what ``JourneyWorlds.transition`` and ``SegmentDrift.advance`` do for one world, with the same operations in
-the same order, on the worlds' own arrays (held by a :class:`JourneyState`). The draws come from the caller, from
-the same streams in the same order (the responses' six uniforms of a visit and the drift's uniform), and so do
+the same order, on the worlds' own arrays (held by a :class:`abgym.envs.compiled_state.CompiledState`). The draws
+come from the caller, from the same streams in the same order (the responses' six uniforms of a visit and the drift's uniform), and so do
 revenue (the inverse normal CDF, for the few who convert), the drift's walk (``walk_one_world`` of
 :mod:`abgym.envs.marketing_step`, called from Python: numba checks a cached function against its own file only, so a
 cached function here must not call one compiled from another file) and the output arrays. ``exp`` is
@@ -19,6 +19,8 @@ import math
 import numpy as np
 from numba import njit, types
 from numba.experimental import structref
+
+from abgym.envs.compiled_state import build_state, state_type
 
 from abgym.envs.users import DAYS
 
@@ -39,7 +41,7 @@ ARRAY_TYPES = {
 CONSTANT_TYPES = {
     "has_drift": types.boolean, "n_segments": types.int64, "n_regimes": types.int64, "shift_prob": types.float64,
     "fatigue_scale": types.float64, "trust_click_effect": types.float64,
-    "trust_conversion_effect": types.float64, "fatigue": types.boolean, "w_click": types.float64,
+    "trust_conversion_effect": types.float64, "w_click": types.float64,
     "w_conversion": types.float64, "trust_decay": types.float64, "trust_gain": types.float64,
     "trust_loss": types.float64, "bait_annoyance": types.float64, "trust_cap": types.float64,
     "interest_rate": types.float64, "churn_base": types.float64, "churn_trust": types.float64,
@@ -47,20 +49,7 @@ CONSTANT_TYPES = {
     "per_day": types.int64, "w_revenue": types.float64,
 }
 ARRAYS, CONSTANTS = tuple(ARRAY_TYPES), tuple(CONSTANT_TYPES)
-
-
-@structref.register
-class JourneyStateType(types.StructRef):
-    def preprocess_fields(self, fields):
-        return tuple((name, types.unliteral(kind)) for name, kind in fields)
-
-
-class JourneyState(structref.StructRefProxy):
-    """JourneyWorlds' arrays (shared, not copied) and constants, as one argument for the compiled step."""
-
-
-structref.define_proxy(JourneyState, JourneyStateType, list(ARRAYS + CONSTANTS))
-STATE_TYPE = JourneyStateType(list(ARRAY_TYPES.items()) + list(CONSTANT_TYPES.items()))
+STATE_TYPE = state_type(ARRAY_TYPES, CONSTANT_TYPES)
 
 
 @njit(cache=True)
@@ -73,7 +62,7 @@ def _new_state(arrays, constants):
      s.bait, s.similarity, s.channel_p, s.segment, s.log1p_table, s.regime, s.regime_logit, s.ou_logit,
      s.trend_logit, s.drift_clock) = arrays
     (s.has_drift, s.n_segments, s.n_regimes, s.shift_prob, s.fatigue_scale, s.trust_click_effect,
-     s.trust_conversion_effect, s.fatigue, s.w_click, s.w_conversion, s.trust_decay, s.trust_gain, s.trust_loss,
+     s.trust_conversion_effect, s.w_click, s.w_conversion, s.trust_decay, s.trust_gain, s.trust_loss,
      s.bait_annoyance, s.trust_cap, s.interest_rate, s.churn_base, s.churn_trust, s.churn_repeat, s.max_visits,
      s.n_channels, s.days, s.per_day, s.w_revenue) = constants
     return s
@@ -103,7 +92,7 @@ def state_parts(worlds) -> tuple[dict, dict]:
         shift_prob=float(cfg["regime_shift_prob"]) if drift is not None and worlds.n_regimes > 1 else 0.0,
         fatigue_scale=float(cfg["fatigue"]),
         trust_click_effect=float(cfg["trust_click_effect"]), trust_conversion_effect=float(
-            cfg["trust_conversion_effect"]), fatigue=bool(cfg["fatigue"]), w_click=float(worlds.weights[0]),
+            cfg["trust_conversion_effect"]), w_click=float(worlds.weights[0]),
         w_conversion=float(worlds.weights[1]), trust_decay=float(cfg["trust_decay"]),
         trust_gain=float(cfg["trust_gain"]), trust_loss=float(cfg["trust_loss"]),
         bait_annoyance=float(cfg["bait_annoyance"]), trust_cap=float(cfg["trust_cap"]),
@@ -111,16 +100,12 @@ def state_parts(worlds) -> tuple[dict, dict]:
         churn_trust=float(cfg["churn_trust"]), churn_repeat=float(cfg["churn_repeat"]),
         max_visits=worlds.max_visits, n_channels=worlds.channel_p.shape[1], days=DAYS, per_day=worlds.per_day,
         w_revenue=float(worlds.weights[2]))
-    for name, array in arrays.items():
-        if not array.flags.c_contiguous:
-            raise AssertionError(f"JourneyWorlds' {name} must be C-contiguous for the compiled step")
     return arrays, constants
 
 
 def make_state(worlds):
     """The state of ``worlds`` (N = 1, after ``seed``): to be rebuilt whenever one of its arrays is replaced."""
-    arrays, constants = state_parts(worlds)
-    return _new_state(tuple(arrays[name] for name in ARRAYS), tuple(constants[name] for name in CONSTANTS))
+    return build_state(_new_state, state_parts(worlds), ARRAY_TYPES, CONSTANT_TYPES, "JourneyWorlds")
 
 
 @njit(cache=True)
@@ -150,7 +135,7 @@ def visit_one_world(s, action, b, drift_u):
     oracle = 0
     for k in range(k_variants):  # JourneyWorlds.response and value_per_click, in their order
         x = s.static_rows[static_row, k] + s.time_logit_table[s.time_index[0], k] + click_trust + s.interest[0, k]
-        if s.fatigue:
+        if s.fatigue_scale:
             e = s.exposures[0, k]  # at most the visits so far: beyond the table only if stepped past the end
             x -= s.fatigue_table[e] if e < s.fatigue_table.shape[0] else s.fatigue_scale * math.log1p(e)
         if s.has_drift:

@@ -10,8 +10,8 @@ is bound by scattered memory reads, which numpy's gathers overlap better than a 
 What stays outside: the random draws (numpy's generator, in the same order; the walk's normals through
 :func:`fill_standard_normal`, which numba draws from the same generator and state, bit for bit), the walk itself,
 resets, revenue (the inverse normal CDF, for the few who convert) and recording the drift. The function reads and
-writes MarketingWorlds' own arrays, held by a :class:`WorldsState` (a numba structref: one object to pass, about
-0.5 us per call, where passing thirty arrays costs 4 us).
+writes MarketingWorlds' own arrays, held by a :class:`abgym.envs.compiled_state.CompiledState` (a numba structref:
+one object to pass, about 0.5 us per call, where passing thirty arrays costs 4 us).
 
 The same draws and the same operations in the same order as the numpy step with N = 1, which computes the click
 probabilities with scipy's ``expit`` (the C library's ``exp``, as here). The churn factor ``exp(-loyalty)`` is numpy's
@@ -27,6 +27,8 @@ import math
 import numpy as np
 from numba import njit, types
 from numba.experimental import structref
+
+from abgym.envs.compiled_state import build_state, state_type
 
 F1, F2, F3 = types.float64[::1], types.float64[:, ::1], types.float64[:, :, ::1]
 I1 = types.int64[::1]
@@ -56,20 +58,7 @@ CONSTANT_TYPES = {
     "home_channel_prob": types.float64,
 }
 ARRAYS, CONSTANTS = tuple(ARRAY_TYPES), tuple(CONSTANT_TYPES)
-
-
-@structref.register
-class WorldsStateType(types.StructRef):
-    def preprocess_fields(self, fields):
-        return tuple((name, types.unliteral(kind)) for name, kind in fields)
-
-
-class WorldsState(structref.StructRefProxy):
-    """MarketingWorlds' arrays (shared, not copied) and constants, as one argument for the compiled step."""
-
-
-structref.define_proxy(WorldsState, WorldsStateType, list(ARRAYS + CONSTANTS))
-STATE_TYPE = WorldsStateType(list(ARRAY_TYPES.items()) + list(CONSTANT_TYPES.items()))
+STATE_TYPE = state_type(ARRAY_TYPES, CONSTANT_TYPES)
 
 
 @njit(cache=True)
@@ -109,16 +98,12 @@ def state_parts(worlds) -> tuple[dict, dict]:
         loyalty_gain=float(cfg["loyalty_gain"]), loyalty_cap=float(cfg["loyalty_cap"]),
         loyalty_effect=float(cfg["loyalty_effect"]), fatigue=bool(cfg["fatigue"]), drift=worlds.drift,
         shift_prob=shift_prob, home_channel_prob=float(cfg["home_channel_prob"]))
-    for name, array in arrays.items():
-        if not array.flags.c_contiguous:
-            raise AssertionError(f"MarketingWorlds.{name} must be C-contiguous for the compiled step")
     return arrays, constants
 
 
 def make_state(worlds):
     """The state of ``worlds`` (after ``seed``): must be rebuilt whenever one of its arrays is replaced."""
-    arrays, constants = state_parts(worlds)
-    return _new_state(tuple(arrays[name] for name in ARRAYS), tuple(constants[name] for name in CONSTANTS))
+    return build_state(_new_state, state_parts(worlds), ARRAY_TYPES, CONSTANT_TYPES, "MarketingWorlds")
 
 
 @njit(cache=True)
@@ -133,7 +118,7 @@ def fill_standard_normal(rng, out):
 def _respond(s, w, a, b, walk):
     """World ``w`` shows variant ``a`` at draw row ``b``: the response, the user's memory and churn, the clock and
     the drift. Returns (click, conversion, reward without revenue, churned, returning, segment, regime shift,
-    truncated)."""
+    truncated, profile served)."""
     u = s.uniforms
     slot, profile = s.slot[w], s.profile[w]
     click = u[b, w, 0] < s.p_click[w, a]
@@ -180,7 +165,7 @@ def _respond(s, w, a, b, walk):
                 for k in range(s.drift_logit.shape[1]):
                     s.drift_logit[row, k] = (s.regime_logit[regime_row, k] + s.ou_logit[row, k]
                                              + s.trend_logit[row, k] * np.float64(t))
-    return click, conversion, reward, churned, returning, segment, shifted, t >= s.horizon
+    return click, conversion, reward, churned, returning, segment, shifted, t >= s.horizon, profile
 
 
 @njit(cache=True)

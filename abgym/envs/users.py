@@ -566,13 +566,12 @@ class MarketingWorlds:
                 self._walk()
                 walk = True
         expected = self.expected[0].copy()
-        profile = self.profile[:1].copy()
-        (click, conversion, reward, churned, returning, segment, regime_shift, truncated,
+        (click, conversion, reward, churned, returning, segment, regime_shift, truncated, profile,
          *self._observed) = step_world_zero(self._state, action, b, walk)  # the last three: for observe_one
         revenue = 0.0
-        if conversion:
+        if conversion:  # the step's arithmetic on one-element arrays, as the vectorized step does it
             sigma = self.config["revenue_sigma"]
-            revenue = float((self.population.revenue_mean.take(profile)
+            revenue = float((self.population.revenue_mean.take(np.array([profile]))
                              * np.exp(sigma * ndtri(self._uniforms[b, :1, 7]) - 0.5 * sigma * sigma))[0])
             reward += revenue * self.weights[2]
         if self.config["record_drift"] and (walk or regime_shift):
@@ -622,16 +621,8 @@ class MarketingWorlds:
     def _walk(self) -> None:
         """The Ornstein-Uhlenbeck walk of every world's segment preferences, and its part of the logit."""
         self._since_walk = 0
-        if self.n == 1:  # the single env (and the N = 1 vector env, so that the two stay equal): one compiled call
-            self.rng.standard_normal(out=self._noise)
-            walk_one_world(self._noise[0], self.ou[0], self._ou_logit, self.content_matrix, self._ou_spread,
-                           self._ou_decay)
-            return
-        fill_standard_normal(self.rng, self._noise.reshape(-1))  # = self.rng.standard_normal(out=self._noise)
-        self._noise *= self._ou_spread
-        self.ou *= self._ou_decay
-        self.ou += self._noise
-        content_product(self.ou.reshape(-1, self.n_features), self.content_matrix, out=self._ou_logit)
+        draw_walk_noise(self.rng, self._noise)
+        apply_walk(self._noise, self.ou, self._ou_logit, self.content_matrix, self._ou_spread, self._ou_decay)
 
     def _drift_rows(self, worlds: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
         """(m * S, K): ``preference_shift(worlds) @ content.T`` as the sum of its parts (regime + walk + trend * t),
@@ -707,11 +698,36 @@ class MarketingWorlds:
         return sums / np.maximum(counts, 1)[:, None]
 
 
+def draw_walk_noise(rng: np.random.Generator, noise: np.ndarray) -> None:
+    """The Ornstein-Uhlenbeck walk's standard normals into ``noise`` (N, S, A): ``rng.standard_normal(out=noise)``,
+    through numba for many worlds (the same numbers, about 3x faster; handing it the generator costs about 8 us, so
+    one world keeps numpy's call)."""
+    if len(noise) == 1:
+        rng.standard_normal(out=noise)
+    else:
+        fill_standard_normal(rng, noise.reshape(-1))
+
+
+def apply_walk(noise, ou, ou_logit, content_matrix, spread: float, decay: float) -> None:
+    """One walk of N worlds' preference shifts ``ou`` (N, S, A) by the drawn ``noise``, and its logit part
+    ``ou_logit`` (N * S, K), in place. One world goes through one compiled call (numpy's calls on such small
+    arrays cost more than the arithmetic), and so does the N = 1 vector env, so that it stays equal to the single
+    env; many worlds through numpy, whose matrix-vector products may add the features in another order."""
+    if len(noise) == 1:
+        walk_one_world(noise[0], ou[0], ou_logit, content_matrix, spread, decay)
+        return
+    noise *= spread
+    ou *= decay
+    ou += noise
+    content_product(ou.reshape(-1, ou.shape[-1]), content_matrix, out=ou_logit)
+
+
 def batch_expit(x: np.ndarray) -> np.ndarray:
     """The logistic function of ``x`` (in place) for a batch of worlds: ``1 / (1 + exp(-x))`` with numpy's SIMD
     ``exp``, about 3x faster than scipy's ``expit`` (whose scalar ``exp`` the N = 1 paths keep, so that the single
-    envs' compiled steps, with the C library's ``exp``, stay equal to the N = 1 vectorized step). The two agree to 1 ulp; a
-    batch of more than one row takes this one. Below about -709 ``exp`` overflows and the result is 0, as scipy's.
+    envs' compiled steps, with the C library's ``exp``, stay equal to the N = 1 vectorized step). The two agree to
+    1 ulp; a batch of more than one row takes this one. Below about -709 ``exp`` overflows and the result is 0, as
+    scipy's.
     """
     if len(x) == 1:
         return expit(x, out=x)
@@ -826,13 +842,13 @@ class SegmentDrift:
         position = self.steps % self.interval
         if position == 0:
             self._cycle = self.rng.random(self.interval).tolist()
-            self.rng.standard_normal(out=self._noise)
+            draw_walk_noise(self.rng, self._noise)
         self.steps += 1
         return self._cycle[position], position == self.interval - 1
 
     def walk_drawn_one(self) -> None:
         """The walk of world 0 (N = 1) with the normals :meth:`draws_one` drew, as :meth:`advance` walks one world."""
-        walk_one_world(self._noise[0], self.ou[0], self._ou_logit, self.content_matrix, self.ou_spread, self.ou_decay)
+        apply_walk(self._noise, self.ou, self._ou_logit, self.content_matrix, self.ou_spread, self.ou_decay)
 
     def advance(self, clock: np.ndarray) -> np.ndarray:
         """One step of every world at world time ``clock`` (N,); returns where a regime shift happened (N,)."""
@@ -843,15 +859,7 @@ class SegmentDrift:
             self.regime[shift] = (self.regime[shift] + 1 + np.minimum(jump, self.n_regimes - 2)) % self.n_regimes
         self.steps += 1
         if self.steps % self.interval == 0:
-            noise = self._noise
-            if self.n == 1:  # as the compiled single visit walks (abgym.envs.journey_step), to stay equal to it
-                self.rng.standard_normal(out=noise)
-                self.walk_drawn_one()
-            else:
-                fill_standard_normal(self.rng, noise.reshape(-1))  # = self.rng.standard_normal(out=noise)
-                noise *= self.ou_spread
-                self.ou *= self.ou_decay
-                self.ou += noise
-                content_product(self.ou.reshape(-1, self.n_features), self.content_matrix, out=self._ou_logit)
+            draw_walk_noise(self.rng, self._noise)
+            apply_walk(self._noise, self.ou, self._ou_logit, self.content_matrix, self.ou_spread, self.ou_decay)
         self._clock[:] = clock
         return shift
