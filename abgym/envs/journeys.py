@@ -129,11 +129,8 @@ class JourneyWorlds:
                               time_index=np.zeros(n, np.int64), alive=np.ones(n, bool))
             if n == 1:  # step_one's block of response draws and its output row
                 self._uniforms, self._expected = np.empty((1024, 6)), np.zeros(k)
-        else:
+        else:  # in place (new_users below starts every world's user afresh)
             self.clock[:] = 0
-            for array in self.state.values():
-                array.fill(0)
-            self.state["alive"].fill(True)
         if self.drift is not None:
             self.drift.restart(np.random.default_rng(drift))
         if n == 1:
