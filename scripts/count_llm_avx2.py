@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from abgym.machine import cpu_description, load_line  # noqa: E402
 from abgym.paths import atomic_write  # noqa: E402
-from bench_llm import CANDIDATES, ISA_LIMITS, build_prompt  # noqa: E402
+from bench_llm import CANDIDATES, ISA_LIMITS, agreement, build_prompt  # noqa: E402
 
 # The figure: torch float32, the old default, per 10-candidate ranking on a real AVX2-only 2-core EPYC.
 AVX2_EPYC_FLOAT32_S = 0.627
@@ -240,14 +240,6 @@ def report_native(results: dict, args) -> None:
         print(f"  {backend}: CPUID as the process saw it (numpy): {result['cpu_features']}")
 
 
-def agreement(scores, reference) -> tuple[float, bool]:
-    import numpy as np
-
-    a, b = np.array(scores), np.array(reference)
-    same = np.array_equal(np.argsort(-a, kind="stable"), np.argsort(-b, kind="stable"))
-    return float(np.max(np.abs(a - b))), bool(same)
-
-
 def parse_size(text: str) -> tuple[int, int]:
     try:
         tokens, candidates = (int(part) for part in text.split(":"))
@@ -272,7 +264,8 @@ def report(results: dict, args) -> None:
                 continue
             f32 = reference[r["size"]]
             ratio = r["instructions"] / f32["instructions"]
-            gap, same = agreement(r["mean_logprob"], f32["mean_logprob"])
+            gap, same, _ = agreement({"mean_logprob": [r["mean_logprob"]]}, [f32["mean_logprob"]])  # bench_llm's
+            same = bool(same)
             estimate = f"{AVX2_EPYC_FLOAT32_S * ratio:.3f} s"
             print(f"  {r['size']:<8} {backend:<17} {result['capability']:<10} {r['prompt_tokens']:>5}+{r['candidate_tokens']:<6} "
                   f"{r['instructions']:>16,} {ratio:>9.3f} {gap:>10.2e} {str(same):>9} {estimate:>14}")
