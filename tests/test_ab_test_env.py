@@ -232,6 +232,23 @@ def test_same_seed_same_trajectory(ctr_source):
     assert [s[1] for s in other[1:]] != [s[1] for s in first[1:]]
 
 
+
+def test_a_replayed_experiment_starts_afresh_every_time(small_csv):
+    """Resets reuse each experiment's prepared start (issue 17): an episode must not leak into the next one."""
+    env = ABTestEnv(data_path=small_csv, experiment_id="three")
+    first_obs, first_info = env.reset(seed=0)
+    for arm in (0, 1, 2, 1):
+        env.step(arm)
+    first_info["action_mask"][:] = False  # what users do with what they are given must not reach the env
+    first_info["editors_winner"].append(99)
+    obs, info = env.reset(seed=0)
+    fresh_obs, fresh_info = ABTestEnv(data_path=small_csv, experiment_id="three").reset(seed=0)
+    for key in fresh_obs:
+        np.testing.assert_array_equal(obs[key], fresh_obs[key])
+    np.testing.assert_array_equal(info["action_mask"], fresh_info["action_mask"])
+    assert info["editors_winner"] == fresh_info["editors_winner"] and info["n_arms"] == 3
+    assert env.step(0)[0]["arms"][1].tolist() == fresh_obs["arms"][1].tolist()  # arm 1's row is back to the prior
+
 def test_pickled_env_continues_identically():
     env = gym.make(ENV_ID, ctr_source="posterior")
     env.reset(seed=11)

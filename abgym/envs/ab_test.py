@@ -13,7 +13,7 @@ import logging
 import math
 import operator
 from collections import Counter
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -61,6 +61,20 @@ def default_config() -> dict[str, Any]:
         experiment_id=None,  # replay only this test id
         render_mode=None,  # None | "ansi"
     )
+
+
+class _Replay(NamedTuple):
+    """An experiment's replay, as far as it is the same at every reset (the arrays are read-only)."""
+
+    p: np.ndarray  # the recorded CTRs (ctr_source="empirical")
+    p_list: list[float]
+    best_ctr: float
+    best_arm: int
+    traffic: int
+    arms: np.ndarray  # the first observation's rows: the Beta(1, 1) prior on the experiment's arms
+    mask_bool: np.ndarray
+    mask_int: np.ndarray
+    editors_winner: tuple[int, ...]
 
 
 class ABTestEnv(PassiveChecksOnce, gym.Env):
@@ -122,6 +136,9 @@ class ABTestEnv(PassiveChecksOnce, gym.Env):
         )
         self.action_space = ArmSpace(n)
         self._experiment = None
+        self._left = 0  # traffic left in the episode: none before the first reset
+        self._replays: dict[int, _Replay] = {}
+        self._traffic_left = np.ones(1, dtype=np.float32)  # copied into each observation
 
     # ------------------------------------------------------------------------------------------------ helpers
     def _lookup(self, test_id: str) -> int:
@@ -140,7 +157,11 @@ class ABTestEnv(PassiveChecksOnce, gym.Env):
         )
 
     def _choose_experiment(self, options: dict | None) -> int:
-        options = dict(options or {})
+        if not options:  # the common case, without the checks below
+            if self.fixed_index is not None:
+                return self.fixed_index
+            return int(self.np_random.integers(len(self.experiments)))
+        options = dict(options)
         unknown = sorted(set(options) - {"experiment_id", "experiment_index"})
         if unknown:
             raise ValueError(f"ABTest-v0.reset got unknown option(s) {unknown}; valid: experiment_id, experiment_index")
@@ -182,6 +203,27 @@ class ABTestEnv(PassiveChecksOnce, gym.Env):
         traffic_left[0] = self._left / self._traffic
         return {"arms": self._arms.copy(), "traffic_left": traffic_left, "action_mask": self._mask_int.copy()}
 
+    def _prepare(self, index: int) -> _Replay:
+        """What every reset of experiment ``index`` starts from, computed at its first reset (a reset then costs
+        a third: issue 17's ABTest-v0 speed)."""
+        experiment = self.experiments[index]
+        k = experiment.n_arms
+        p = np.asarray(experiment.clicks / experiment.impressions, dtype=np.float64)
+        p.flags.writeable = False
+        arms = np.zeros((self.max_arms, len(ARM_FEATURES)), dtype=np.float32)
+        arms[:k, 3] = 0.5  # Beta(1, 1) prior: mean 1/2, std sqrt(1/12)
+        arms[:k, 4] = math.sqrt(1.0 / 12.0)
+        mask = np.zeros(self.max_arms, dtype=bool)
+        mask[:k] = True
+        mask_int = mask.astype(np.int8)
+        for array in (arms, mask, mask_int):
+            array.flags.writeable = False
+        replay = _Replay(p=p, p_list=p.tolist(), best_ctr=float(p.max()), best_arm=int(np.argmax(p)),
+                         traffic=int(experiment.impressions.sum()), arms=arms, mask_bool=mask, mask_int=mask_int,
+                         editors_winner=tuple(int(i) for i in np.flatnonzero(experiment.winner)))
+        self._replays[index] = replay
+        return replay
+
     # ------------------------------------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if not self._reset_checked:
@@ -190,15 +232,18 @@ class ABTestEnv(PassiveChecksOnce, gym.Env):
         index = self._choose_experiment(options)
         experiment = self.experiments[index]
         self._experiment, self._index = experiment, index
+        replay = self._replays.get(index) or self._prepare(index)
         k = experiment.n_arms
         if self.ctr_source == "posterior":
             p = self.np_random.beta(1.0 + experiment.clicks, 1.0 + experiment.impressions - experiment.clicks)
+            self._p = np.asarray(p, dtype=np.float64)
+            self._best_ctr = float(self._p.max())
+            self._best_arm = int(np.argmax(self._p))
+            self._p_list = self._p.tolist()
         else:
-            p = experiment.clicks / experiment.impressions
-        self._p = np.asarray(p, dtype=np.float64)
-        self._best_ctr = float(self._p.max())
-        self._best_arm = int(np.argmax(self._p))
-        self._traffic = int(experiment.impressions.sum())
+            self._p, self._p_list = replay.p, replay.p_list
+            self._best_ctr, self._best_arm = replay.best_ctr, replay.best_arm
+        self._traffic = replay.traffic
         self._batch = self.batch_size or math.ceil(self._traffic / self.steps_per_episode)
         self._left = self._traffic
         # Per-arm counts as Python lists and CTRs as floats: step() touches one arm, and scalar numpy indexing
@@ -206,20 +251,10 @@ class ABTestEnv(PassiveChecksOnce, gym.Env):
         self._n = [0] * k
         self._c = [0] * k
         self._n_arms = k
-        self._p_list = self._p.tolist()
-        self._arms = np.zeros((self.max_arms, len(ARM_FEATURES)), dtype=np.float32)
-        self._arms[:k, 3] = 0.5  # Beta(1, 1) prior: mean 1/2, std sqrt(1/12)
-        self._arms[:k, 4] = math.sqrt(1.0 / 12.0)
-        mask = np.zeros(self.max_arms, dtype=bool)
-        mask[:k] = True
-        mask.flags.writeable = False
-        self._mask_bool = mask
-        self._mask_int = mask.astype(np.int8)
-        self._mask_int.flags.writeable = False
+        self._arms = replay.arms.copy()
+        self._mask_bool, self._mask_int = replay.mask_bool, replay.mask_int
         self.action_space.valid_mask = self._mask_int
-        self._traffic_left = np.ones(1, dtype=np.float32)
         self.np_random  # noqa: B018  (creates the unseeded generator now: step() reads _np_random directly)
-        self._steps = 0
         info = {
             "n_arms": k,
             "action_mask": self._mask_bool.copy(),
@@ -230,17 +265,17 @@ class ABTestEnv(PassiveChecksOnce, gym.Env):
             "batch_size": self._batch,
             "traffic": self._traffic,
             "horizon": math.ceil(self._traffic / self._batch),
-            "editors_winner": [int(i) for i in np.flatnonzero(experiment.winner)],
+            "editors_winner": list(replay.editors_winner),
         }
         return self._observation(), info
 
     def step(self, action):
         if not self._step_checked and self._experiment is not None:
             return self._checked_step(action)
-        if self._experiment is None:
-            raise ResetNeeded("call reset() before step()")
-        left = self._left
+        left = self._left  # 0 before the first reset, as at the end of an episode
         if left <= 0:
+            if self._experiment is None:
+                raise ResetNeeded("call reset() before step()")
             raise ResetNeeded("the episode is over (the experiment's traffic is used up); call reset()")
         n_arms = self._n_arms
         if type(action) is int and 0 <= action < n_arms:  # the common case, without operator.index's call
@@ -255,18 +290,20 @@ class ABTestEnv(PassiveChecksOnce, gym.Env):
                     f"invalid action {action!r}: experiment {self._experiment.test_id} has {n_arms} arms, "
                     f"so valid actions are 0..{n_arms - 1} (see info['action_mask'] or action_masks())"
                 )
-        batch = self._batch if self._batch < left else left
+        batch = self._batch
+        if batch > left:
+            batch = left
         p = self._p_list[arm]
         clicks = self._np_random.binomial(batch, p)  # a Python int
         left -= batch
         self._left = left
-        self._steps += 1
         n = self._n[arm] = self._n[arm] + batch
         c = self._c[arm] = self._c[arm] + clicks
         mean = (1.0 + c) / (2.0 + n)
         # Only the chosen arm's row changes (the other arms' traffic shares are relative to the whole experiment).
-        row = self._arms[arm]
-        row[0] = n / self._traffic
+        arms, traffic = self._arms, self._traffic
+        row = arms[arm]
+        row[0] = n / traffic
         row[1] = n
         row[2] = c
         row[3] = mean
@@ -277,7 +314,7 @@ class ABTestEnv(PassiveChecksOnce, gym.Env):
             "clicks": clicks,
             "expected_regret": batch * (self._best_ctr - p),  # int x float: a float
             "best_arm": self._best_arm,
-            "action_mask": self._mask_bool.copy(),
+            "action_mask": self._mask_bool.copy(),  # a copy: check_env wants no data shared between calls
         }
         if terminated:
             # The env's own declaration: the arm with the highest Beta(1, 1)-posterior mean CTR.
@@ -286,8 +323,8 @@ class ABTestEnv(PassiveChecksOnce, gym.Env):
             info["declared_winner"] = winner
             info["winner_is_best"] = bool(self._p[winner] >= self._best_ctr)
         traffic_left = self._traffic_left.copy()
-        traffic_left[0] = left / self._traffic
-        observation = {"arms": self._arms.copy(), "traffic_left": traffic_left, "action_mask": self._mask_int.copy()}
+        traffic_left[0] = left / traffic
+        observation = {"arms": arms.copy(), "traffic_left": traffic_left, "action_mask": self._mask_int.copy()}
         return observation, float(clicks), terminated, False, info
 
     def render(self):
@@ -298,7 +335,8 @@ class ABTestEnv(PassiveChecksOnce, gym.Env):
             return "ABTest-v0: not reset yet\n"
         e = self._experiment
         lines = [
-            f"ABTest-v0 test {e.test_id} (week {e.test_week}), step {self._steps}, "
+            f"ABTest-v0 test {e.test_id} (week {e.test_week}), "
+            f"step {math.ceil((self._traffic - self._left) / self._batch)}, "
             f"traffic left {self._left}/{self._traffic}",
             f"{'arm':>3} {'shown':>7} {'clicks':>6} {'post.mean':>9}  headline",
         ]
