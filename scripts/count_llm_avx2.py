@@ -57,6 +57,32 @@ BACKENDS = ("onnxruntime", "float32", "onnxruntime-int8", "int8")
 
 
 # ---------------------------------------------------------------------------------------------------- the child
+def load_backend(backend: str):
+    """A backend of ``LanguageModel.load``, or a block-wise quantization of the ONNX graph (``--variants``, e.g.
+    ``q8-b32-sym-a4``: torch float32 scoring through ``onnx-float32-kv-<variant>``, see
+    ``scripts/llm_blockwise_variants.py``)."""
+    from abgym.llm import LanguageModel, model_files
+
+    if backend in BACKENDS:
+        return LanguageModel.load(backend=backend, shared=False)
+    lm = LanguageModel.load(backend="float32", shared=False)
+    lm.use_onnxruntime(model_files.converted_root() / "onnx-float32-kv", blockwise=backend)
+    return lm
+
+
+def prepare_variant(variant: str) -> None:
+    """Quantize the graph natively before valgrind runs it (under valgrind the quantizer alone takes minutes)."""
+    from abgym.llm import model_files
+    from abgym.llm.onnx_decoder import GRAPH_NAME, BlockwiseQuantization, quantize_graph_blockwise
+
+    quantization = BlockwiseQuantization.parse(variant)
+    source = model_files.converted_root() / "onnx-float32-kv" / GRAPH_NAME
+    if not source.exists():
+        raise SystemExit(f"{source} is missing: run the onnxruntime backend once natively to export it")
+    model_files._convert_into(source.parent.with_name(f"{source.parent.name}-{quantization.name}"),
+                              lambda tmp: quantize_graph_blockwise(source, tmp / GRAPH_NAME, quantization))
+
+
 def callgrind_control(*arguments: str) -> str:
     """Send a command to the callgrind that runs this process, and keep executing while it arrives.
 
@@ -93,11 +119,10 @@ def child(backend: str, sizes: list[tuple[int, int]], json_path: str, native_rep
 
     import torch
 
-    from abgym.llm import LanguageModel
     from abgym.llm.language_model import native_bfloat16
 
     started = time.perf_counter()
-    lm = LanguageModel.load(backend=backend, shared=False)
+    lm = load_backend(backend)
     out = {"backend": backend, "capability": torch.backends.cpu.get_cpu_capability(),
            "native_bf16": native_bfloat16(), "threads": torch.get_num_threads() if lm._onnx is None else lm._onnx.threads,
            "load_s": time.perf_counter() - started, "torch": torch.__version__, "cpu_features": visible_simd(),
@@ -256,8 +281,9 @@ def report(results: dict, args) -> None:
     reference = {r["size"]: r for r in base["rankings"]}
     print(f"\nRankings under valgrind (AVX2 kernels, {args.threads} thread; prompt tokens include the chat template, "
           f"of which the warm-up's {base['rankings'][0]['reused_tokens']} are reused from the cache):")
+    onnx = {r["size"]: r for r in results["onnxruntime"]["rankings"]} if "onnxruntime" in results else {}
     print(f"  {'ranking':<8} {'backend':<17} {'capability':<10} {'tokens':>12} {'instructions':>16} {'/ float32':>9} "
-          f"{'max|dmean|':>10} {'same rank':>9} {'AVX2-EPYC est.':>14}")
+          f"{'/ onnx f32':>10} {'max|dmean|':>10} {'same rank':>9} {'AVX2-EPYC est.':>14}")
     for backend, result in results.items():
         for r in result["rankings"]:
             if r["size"] not in reference:
@@ -267,8 +293,9 @@ def report(results: dict, args) -> None:
             gap, same, _ = agreement({"mean_logprob": [r["mean_logprob"]]}, [f32["mean_logprob"]])  # bench_llm's
             same = bool(same)
             estimate = f"{AVX2_EPYC_FLOAT32_S * ratio:.3f} s"
+            to_onnx = f"{r['instructions'] / onnx[r['size']]['instructions']:.3f}" if r["size"] in onnx else "-"
             print(f"  {r['size']:<8} {backend:<17} {result['capability']:<10} {r['prompt_tokens']:>5}+{r['candidate_tokens']:<6} "
-                  f"{r['instructions']:>16,} {ratio:>9.3f} {gap:>10.2e} {str(same):>9} {estimate:>14}")
+                  f"{r['instructions']:>16,} {ratio:>9.3f} {to_onnx:>10} {gap:>10.2e} {str(same):>9} {estimate:>14}")
     print(f"  (estimate: {AVX2_EPYC_FLOAT32_S} s, torch float32 per 150:10 ranking measured on a real AVX2-only EPYC "
           "in issue 17, x this ranking's instruction ratio; for a smaller ranking, that assumes the ratio holds at "
           "150:10. Instructions are not cycles, and that figure's threads and torch build may differ.)")
@@ -285,6 +312,12 @@ def report(results: dict, args) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", nargs="+", default=["onnxruntime", "float32"], choices=BACKENDS)
+    parser.add_argument("--variants", nargs="+", default=[], metavar="VARIANT",
+                        help="also ONNX Runtime block-wise quantizations of the graph, e.g. q8-b32-sym-a4 "
+                             "(bits, block size, sym/asym, accuracy level: scripts/llm_blockwise_variants.py)")
+    parser.add_argument("--no-float32", dest="float32", action="store_false",
+                        help="do not run torch float32 in this run (another run with the same --out-dir does; "
+                             "--report then reads both)")
     parser.add_argument("--rankings", nargs="+", type=parse_size, default=[(150, 10)],
                         help="rankings to count, each PROMPT_TOKENS:CANDIDATES (the bench's: 150:10)")
     parser.add_argument("--threads", type=int, default=1, help="threads per backend (1: see the docstring)")
@@ -299,8 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args.child, args.rankings, args.json, args.native)
         return 0
-    if "float32" not in args.backends:
+    if "float32" not in args.backends and (args.float32 or args.report):
         args.backends = [*args.backends, "float32"]  # the reference for the ratio and the agreement
+    for variant in args.variants:
+        prepare_variant(variant)  # also checks the name
+    args.backends = [*args.variants, *args.backends]
     if args.report:
         folder = Path(args.report)
         results = {backend: read_backend(backend, folder, args.top) for backend in args.backends
@@ -328,8 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         if result is not None and result["rankings"]:
             results[backend] = result
     if "float32" not in results:
-        print("no float32 rankings counted: no ratios")
-        return 1
+        print("no float32 rankings counted here: no ratios (give this --out-dir to --report once float32 is there)")
+        return 0 if results else 1
     report(results, args)
     print(f"\ndone; {load_line()}")
     return 0

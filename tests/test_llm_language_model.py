@@ -306,6 +306,34 @@ def test_onnxruntime_int8_quantizes_the_exported_graph_once(onnx_folder):
     assert np.all(np.isfinite(result.sum_logprob)) and np.all(result.sum_logprob < 0)
 
 
+def test_onnxruntime_blockwise_quantization_is_written_once_and_stays_close(onnx_folder):
+    # 8-bit weights per block of 32, float32 compute (a0) and int8 activations per block (a4): near torch's scores
+    # on the tiny model, each written once into its own folder beside the float32 graph; 4 bits moves them more.
+    lm = LanguageModel.tiny(seed=3)
+    naive = lm.score_naive(PROMPT, TITLES)
+    gaps = {}
+    for name in ("q8-b32-sym-a0", "q8-b32-asym-a4", "q4-b32-asym-a0"):
+        lm.use_onnxruntime(onnx_folder, blockwise=name)
+        graph = onnx_folder.with_name(f"graph-{name}") / "decoder.onnx"
+        assert lm._onnx.path == graph and graph.is_file()
+        assert "MatMulNBits" in {node.op_type for node in __import__("onnx").load(str(graph)).graph.node}
+        gaps[name] = float(np.max(np.abs(lm.score(PROMPT, TITLES).mean_logprob - naive.mean_logprob)))
+        assert 0 < lm.onnx_probe_gap < 2  # hidden states (not log-probabilities): 0.02-0.45 measured
+    assert gaps["q8-b32-sym-a0"] < 1e-3 and gaps["q8-b32-asym-a4"] < 1e-2
+    assert gaps["q8-b32-sym-a0"] < gaps["q4-b32-asym-a0"] < 0.5
+
+
+def test_a_bad_blockwise_quantization_name_says_how_to_write_one(onnx_folder):
+    from abgym.llm.onnx_decoder import BlockwiseQuantization
+
+    assert BlockwiseQuantization.parse("q4-b64-asym-a1") == BlockwiseQuantization(4, 64, False, 1)
+    for bad in ("q3-b32-sym-a4", "q8-b33-sym-a4", "q8-b32-sym", "int8"):
+        with pytest.raises(ValueError, match=r"q<4\|8>-b<16.*e\.g\. q8-b32-sym-a4"):
+            LanguageModel.tiny(seed=3).use_onnxruntime(onnx_folder, blockwise=bad)
+    with pytest.raises(ValueError, match="not both"):
+        LanguageModel.tiny(seed=3).use_onnxruntime(onnx_folder, int8=True, blockwise="q8-b32-sym-a4")
+
+
 def test_an_onnx_graph_of_another_model_is_refused(onnx_folder):
     with pytest.raises(ValueError, match="differs from torch.*delete"):
         LanguageModel.tiny(seed=4).use_onnxruntime(onnx_folder)

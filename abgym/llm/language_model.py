@@ -60,6 +60,7 @@ class LanguageModel:
         self.max_packed_tokens = 1024  # candidate tokens per packed pass (see _score_with_shared_prompt)
         self._last_prompt: tuple[list[int], list] | None = None  # (token ids, [(keys, values) per layer])
         self._onnx = None  # an OnnxDecoder once use_onnxruntime() was called: the scoring pass runs there
+        self.onnx_probe_gap: float | None = None  # its largest |hidden-state diff| from torch on the load check
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
@@ -155,11 +156,14 @@ class LanguageModel:
             model = LlamaForCausalLM(config)
         return cls(model.float(), tokenizer, name=f"tiny-llama(seed={seed})")
 
-    def use_onnxruntime(self, folder, *, int8: bool = False) -> None:
+    def use_onnxruntime(self, folder, *, int8: bool = False, blockwise=None) -> None:
         """Score through ONNX Runtime: the decoder exported once to ``folder`` (kept there), checked against torch.
 
         ``int8``: ONNX Runtime's dynamic int8 quantization of the graph's matrix products (per-channel weights,
         written once beside it); faster, but as inaccurate on SmolLM2 as torch's int8 (docs/llm.md).
+        ``blockwise``: a :class:`~abgym.llm.onnx_decoder.BlockwiseQuantization` (or its name, e.g.
+        ``"q8-b32-sym-a4"``): ONNX Runtime's block-wise weight quantization (``MatMulNBits``), written once beside
+        the graph into ``<folder>-<name>``; measured in docs/llm.md.
 
         :meth:`score`, :meth:`rank` and :meth:`generate` change engine (same computation, float32);
         :meth:`score_naive` (the reference) and ``self.model`` stay torch."""
@@ -174,15 +178,25 @@ class LanguageModel:
                 "(ABGYM_LLM_BACKEND=float32 or bfloat16)") from error
         from abgym.llm.onnx_decoder import GRAPH_NAME, OnnxDecoder, check_against_torch, export_decoder
 
+        if int8 and blockwise is not None:
+            raise ValueError("use_onnxruntime() takes int8=True or blockwise=..., not both")
         folder = model_files._convert_into(Path(folder), lambda tmp: export_decoder(self.model, tmp))
+        source = folder / GRAPH_NAME
         if int8:
             from abgym.llm.onnx_decoder import quantize_graph
 
-            source = folder / GRAPH_NAME
             folder = model_files._convert_into(folder.with_name(folder.name + "-int8"),
                                                lambda tmp: quantize_graph(source, tmp / GRAPH_NAME))
+        elif blockwise is not None:
+            from abgym.llm.onnx_decoder import BlockwiseQuantization, quantize_graph_blockwise
+
+            if isinstance(blockwise, str):
+                blockwise = BlockwiseQuantization.parse(blockwise)
+            folder = model_files._convert_into(folder.with_name(f"{folder.name}-{blockwise.name}"),
+                                               lambda tmp: quantize_graph_blockwise(source, tmp / GRAPH_NAME, blockwise))
         decoder = OnnxDecoder(folder / GRAPH_NAME)
-        check_against_torch(decoder, self.model, atol=float("inf") if int8 else 1e-3)
+        self.onnx_probe_gap = check_against_torch(decoder, self.model,
+                                                  atol=float("inf") if int8 or blockwise is not None else 1e-3)
         self._onnx, self._last_prompt, self.last_prompt_tokens_reused = decoder, None, 0
 
     # ------------------------------------------------------------------------------------------------- prompting

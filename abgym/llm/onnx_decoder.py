@@ -12,7 +12,9 @@ conversions, and checked against torch on a probe sequence before it is kept.
 """
 from __future__ import annotations
 
+import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +76,52 @@ def quantize_graph(source: Path, target: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    return target
+
+
+@dataclass(frozen=True)
+class BlockwiseQuantization:
+    """ONNX Runtime's block-wise weight quantization of the decoder's matrix products (``MatMulNBits``).
+
+    Each weight column is cut into blocks of ``block_size`` values along the input dimension, each with its own
+    scale (and, unless ``symmetric``, zero point), so an outlier weight only coarsens its own block.
+    ``accuracy_level`` 4 quantizes the activations to int8 per block as well and multiplies in integers (MLAS's
+    int8 kernels); 0 (or 1) de-quantizes the weights and multiplies in float32. Written ``q8-b32-sym-a4``:
+    bits, block size, ``sym``/``asym``, accuracy level."""
+
+    bits: int = 8
+    block_size: int = 32
+    symmetric: bool = True
+    accuracy_level: int = 4
+
+    @property
+    def name(self) -> str:
+        return f"q{self.bits}-b{self.block_size}-{'sym' if self.symmetric else 'asym'}-a{self.accuracy_level}"
+
+    @classmethod
+    def parse(cls, text: str) -> BlockwiseQuantization:
+        match = re.fullmatch(r"q(\d+)-b(\d+)-(sym|asym)-a(\d)", text)
+        if not match or int(match[1]) not in (4, 8) or int(match[2]) not in (16, 32, 64, 128, 256) \
+                or int(match[4]) not in (0, 1, 2, 3, 4):
+            raise ValueError(f"a block-wise quantization is written q<4|8>-b<16|32|64|128|256>-<sym|asym>-a<0-4>, "
+                             f"e.g. q8-b32-sym-a4; got {text!r}")
+        return cls(int(match[1]), int(match[2]), match[3] == "sym", int(match[4]))
+
+
+def quantize_graph_blockwise(source: Path, target: Path, quantization: BlockwiseQuantization) -> Path:
+    """``source`` with every constant-weight MatMul replaced by ONNX Runtime's ``MatMulNBits`` (``quantization``);
+    the embedding lookup (a Gather) and everything else stay float32."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)  # a line a node
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), bits=quantization.bits,
+                                     block_size=quantization.block_size, is_symmetric=quantization.symmetric,
+                                     accuracy_level=quantization.accuracy_level)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(target), True)
     return target
 
 
