@@ -200,3 +200,16 @@ def test_the_compiled_state_holds_each_array_under_its_own_name(env_id):
         assert np.shares_memory(fields[name], arrays[name]) and fields[name].shape == arrays[name].shape, name
     for name in module.CONSTANTS:
         assert fields[name] == constants[name], name
+
+
+def test_an_array_of_another_dtype_is_refused_with_the_fix():
+    """numpy 1.x on Windows makes default integers 32-bit; the compiled state declares int64 and must say so."""
+    from abgym.envs import marketing_step
+
+    env = gym.make("abgym/PersonalizedMarketing-v0")
+    env.reset(seed=0)
+    arrays, constants = marketing_step.state_parts(env.unwrapped.worlds)
+    arrays = {**arrays, "slot": arrays["slot"].astype(np.int32)}
+    with pytest.raises(TypeError, match=r"slot is int32.*int64.*numpy>=2"):
+        marketing_step.build_state(marketing_step._new_state, (arrays, constants), marketing_step.ARRAY_TYPES,
+                                   marketing_step.CONSTANT_TYPES, "MarketingWorlds")

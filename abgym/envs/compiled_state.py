@@ -10,6 +10,7 @@ numba would generate is compiled again in every process.
 from __future__ import annotations
 
 from numba import types
+from numba.np.numpy_support import as_dtype
 from numba.experimental import structref
 
 
@@ -33,10 +34,14 @@ def state_type(array_types: dict, constant_types: dict) -> CompiledStateType:
 
 def build_state(constructor, parts: tuple[dict, dict], array_types: dict, constant_types: dict, owner: str):
     """The state from ``parts`` (arrays and constants by field name), through the step module's cached
-    ``constructor``, which takes them as two tuples in the declared order. The declared arrays are C-contiguous:
-    any other (a view of a transposed array, say) is refused."""
+    ``constructor``, which takes them as two tuples in the declared order. The declared arrays are C-contiguous
+    and of the declared dtype: any other (a view of a transposed array, an int32 array) is refused."""
     arrays, constants = parts
     for name, array in arrays.items():
         if not array.flags.c_contiguous:
             raise AssertionError(f"{owner}'s {name} must be C-contiguous for the compiled step")
+        declared = as_dtype(array_types[name].dtype)
+        if array.dtype != declared:  # numpy's default integer is 32-bit on Windows before numpy 2
+            raise TypeError(f"{owner}'s {name} is {array.dtype}, but its compiled step declares {declared}: "
+                            "install numpy 2 or newer (pip install 'numpy>=2'), whose default integer is 64-bit")
     return constructor(tuple(arrays[name] for name in array_types), tuple(constants[name] for name in constant_types))
