@@ -21,6 +21,8 @@ scores' agreement with float32.
     nice python scripts/count_llm_avx2.py                          # onnxruntime and float32, the bench's ranking
     nice python scripts/count_llm_avx2.py --rankings 60:2 100:5    # smaller rankings (PROMPT_TOKENS:CANDIDATES)
     nice python scripts/count_llm_avx2.py --rankings 60:2 100:5 150:10 --native 10   # the same, timed natively
+    nice python scripts/count_llm_avx2.py --variants q8-b32-asym-a4 --rankings 100:5  # + a MatMulNBits graph
+    nice python scripts/count_llm_avx2.py --report DIR --variants q8-b32-asym-a4   # runs sharing one --out-dir
 
 Under valgrind a ranking runs 1,500-3,000x slower than natively (measured: a 60:2 ranking 4 min against 0.09-0.15
 CPU-s; a 100:5 one 10 min), so the bench's 150:10 ranking would take ~20 min per backend; the onnxruntime child
@@ -311,7 +313,8 @@ def report(results: dict, args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backends", nargs="+", default=["onnxruntime", "float32"], choices=BACKENDS)
+    parser.add_argument("--backends", nargs="*", default=["onnxruntime", "float32"], choices=BACKENDS,
+                        help="backends to count (none: only --variants)")
     parser.add_argument("--variants", nargs="+", default=[], metavar="VARIANT",
                         help="also ONNX Runtime block-wise quantizations of the graph, e.g. q8-b32-sym-a4 "
                              "(bits, block size, sym/asym, accuracy level: scripts/llm_blockwise_variants.py)")
@@ -334,8 +337,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if "float32" not in args.backends and (args.float32 or args.report):
         args.backends = [*args.backends, "float32"]  # the reference for the ratio and the agreement
-    for variant in args.variants:
-        prepare_variant(variant)  # also checks the name
+    if not args.report:
+        for variant in args.variants:
+            prepare_variant(variant)  # also checks the name
     args.backends = [*args.variants, *args.backends]
     if args.report:
         folder = Path(args.report)
