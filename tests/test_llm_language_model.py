@@ -334,6 +334,17 @@ def test_a_bad_blockwise_quantization_name_says_how_to_write_one(onnx_folder):
         LanguageModel.tiny(seed=3).use_onnxruntime(onnx_folder, int8=True, blockwise="q8-b32-sym-a4")
 
 
+
+def test_a_missing_quantizer_dependency_names_the_package_to_install(onnx_folder, monkeypatch, tmp_path):
+    import sys
+
+    from abgym.llm.onnx_decoder import BlockwiseQuantization, quantize_graph_blockwise
+
+    monkeypatch.delitem(sys.modules, "onnxruntime.quantization.matmul_nbits_quantizer", raising=False)
+    monkeypatch.setitem(sys.modules, "onnx_ir", None)  # what an environment without onnx-ir gives
+    with pytest.raises(ModuleNotFoundError, match=r"'onnx_ir'.*pip install 'abgym\[llm\]'"):
+        quantize_graph_blockwise(onnx_folder / "decoder.onnx", tmp_path / "decoder.onnx", BlockwiseQuantization())
+
 def test_an_onnx_graph_of_another_model_is_refused(onnx_folder):
     with pytest.raises(ValueError, match="differs from torch.*delete"):
         LanguageModel.tiny(seed=4).use_onnxruntime(onnx_folder)

@@ -114,7 +114,13 @@ def quantize_graph_blockwise(source: Path, target: Path, quantization: Blockwise
     import logging
 
     import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    try:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    except ModuleNotFoundError as error:  # it imports onnx_ir, which onnxruntime does not require
+        raise ModuleNotFoundError(
+            f"ONNX Runtime's block-wise quantizer needs the package {error.name!r}: pip install 'abgym[llm]' "
+            "(or pip install onnx-ir)", name=error.name) from error
 
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)  # a line a node
     quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), bits=quantization.bits,
