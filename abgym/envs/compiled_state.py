@@ -40,8 +40,14 @@ def build_state(constructor, parts: tuple[dict, dict], array_types: dict, consta
     for name, array in arrays.items():
         if not array.flags.c_contiguous:
             raise AssertionError(f"{owner}'s {name} must be C-contiguous for the compiled step")
-        declared = as_dtype(array_types[name].dtype)
-        if array.dtype != declared:  # numpy's default integer is 32-bit on Windows before numpy 2
-            raise TypeError(f"{owner}'s {name} is {array.dtype}, but its compiled step declares {declared}: "
-                            "install numpy 2 or newer (pip install 'numpy>=2'), whose default integer is 64-bit")
-    return constructor(tuple(arrays[name] for name in array_types), tuple(constants[name] for name in constant_types))
+    try:
+        return constructor(tuple(arrays[name] for name in array_types),
+                           tuple(constants[name] for name in constant_types))
+    except Exception:  # numba's typing error; the dtypes are checked only then (30 checks cost 12 us a seed)
+        for name, array in arrays.items():
+            declared = as_dtype(array_types[name].dtype)
+            if array.dtype != declared:  # numpy's default integer is 32-bit on Windows before numpy 2
+                raise TypeError(f"{owner}'s {name} is {array.dtype}, but its compiled step declares {declared}: "
+                                "install numpy 2 or newer (pip install 'numpy>=2'), whose default integer is 64-bit"
+                                ) from None
+        raise
