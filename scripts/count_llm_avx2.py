@@ -75,14 +75,16 @@ def load_backend(backend: str):
 def prepare_variant(variant: str) -> None:
     """Quantize the graph natively before valgrind runs it (under valgrind the quantizer alone takes minutes)."""
     from abgym.llm import model_files
-    from abgym.llm.onnx_decoder import GRAPH_NAME, BlockwiseQuantization, quantize_graph_blockwise
+    from abgym.llm.onnx_decoder import GRAPH_NAME, BlockwiseQuantization, blockwise_graph
 
-    quantization = BlockwiseQuantization.parse(variant)
-    source = model_files.converted_root() / "onnx-float32-kv" / GRAPH_NAME
-    if not source.exists():
-        raise SystemExit(f"{source} is missing: run the onnxruntime backend once natively to export it")
-    model_files._convert_into(source.parent.with_name(f"{source.parent.name}-{quantization.name}"),
-                              lambda tmp: quantize_graph_blockwise(source, tmp / GRAPH_NAME, quantization))
+    try:
+        quantization = BlockwiseQuantization.parse(variant)  # checks the name before the export's check below
+    except ValueError as error:
+        raise SystemExit(f"--variants: {error}") from None
+    folder = model_files.converted_root() / "onnx-float32-kv"
+    if not (folder / GRAPH_NAME).exists():
+        raise SystemExit(f"{folder / GRAPH_NAME} is missing: run the onnxruntime backend once natively to export it")
+    blockwise_graph(folder, quantization)
 
 
 def callgrind_control(*arguments: str) -> str:

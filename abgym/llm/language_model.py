@@ -181,19 +181,16 @@ class LanguageModel:
         if int8 and blockwise is not None:
             raise ValueError("use_onnxruntime() takes int8=True or blockwise=..., not both")
         folder = model_files._convert_into(Path(folder), lambda tmp: export_decoder(self.model, tmp))
-        source = folder / GRAPH_NAME
         if int8:
             from abgym.llm.onnx_decoder import quantize_graph
 
+            source = folder / GRAPH_NAME
             folder = model_files._convert_into(folder.with_name(folder.name + "-int8"),
                                                lambda tmp: quantize_graph(source, tmp / GRAPH_NAME))
         elif blockwise is not None:
-            from abgym.llm.onnx_decoder import BlockwiseQuantization, quantize_graph_blockwise
+            from abgym.llm.onnx_decoder import blockwise_graph
 
-            if isinstance(blockwise, str):
-                blockwise = BlockwiseQuantization.parse(blockwise)
-            folder = model_files._convert_into(folder.with_name(f"{folder.name}-{blockwise.name}"),
-                                               lambda tmp: quantize_graph_blockwise(source, tmp / GRAPH_NAME, blockwise))
+            folder = blockwise_graph(folder, blockwise)
         decoder = OnnxDecoder(folder / GRAPH_NAME)
         self.onnx_probe_gap = check_against_torch(decoder, self.model,
                                                   atol=float("inf") if int8 or blockwise is not None else 1e-3)

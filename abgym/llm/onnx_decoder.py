@@ -131,6 +131,18 @@ def quantize_graph_blockwise(source: Path, target: Path, quantization: Blockwise
     return target
 
 
+
+def blockwise_graph(float32_folder: Path, quantization: BlockwiseQuantization | str) -> Path:
+    """The folder holding ``float32_folder``'s graph quantized block-wise (``quantization`` or its name), written
+    once beside it into ``<folder>-<name>`` like the other conversions."""
+    from abgym.llm import model_files
+
+    if isinstance(quantization, str):
+        quantization = BlockwiseQuantization.parse(quantization)
+    source = Path(float32_folder) / GRAPH_NAME
+    return model_files._convert_into(source.parent.with_name(f"{source.parent.name}-{quantization.name}"),
+                                     lambda tmp: quantize_graph_blockwise(source, tmp / GRAPH_NAME, quantization))
+
 def empty_cache(model, batch: int, length: int = 0) -> list[np.ndarray]:
     """Zero keys and values for ``length`` past tokens, per layer: (batch, kv heads, length, head dim)."""
     config = model.config
