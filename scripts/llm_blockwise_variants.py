@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from abgym.machine import cpu_description, load_line  # noqa: E402
-from bench_llm import CANDIDATES, GENERATION_PROMPTS, agreement, build_prompt  # noqa: E402
+from bench_llm import CANDIDATES, GENERATION_PROMPTS, agreement, build_prompt, timed  # noqa: E402
 
 DEFAULT_VARIANTS = ["q8-b32-sym-a4", "q8-b32-asym-a4", "q8-b128-sym-a4", "q4-b32-asym-a4", "q4-b32-sym-a4",
                     "q8-b32-sym-a0", "q4-b32-asym-a0"]
@@ -64,13 +64,8 @@ def child(variant: str, repeats: int, generate: bool) -> dict:
     load_s = time.perf_counter() - started
     prompts = [build_prompt(lm, user) for user in range(repeats)]
     lm.score(build_prompt(lm, 99), CANDIDATES)  # warm-up; leaves the template and instructions cached
-    walls, cpus, means = [], [], []
-    for prompt in prompts:
-        wall, cpu = time.perf_counter(), time.process_time()
-        result = lm.score(prompt, CANDIDATES)
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-        means.append(result.mean_logprob.tolist())
+    walls, cpus, results = timed(lambda prompt: lm.score(prompt, CANDIDATES), prompts)  # bench_llm's
+    means = [result.mean_logprob.tolist() for result in results]
     out = {"variant": variant, "threads": lm._onnx.threads if lm._onnx else torch.get_num_threads(),
            "load_s": load_s, "rank_s": statistics.median(walls), "rank_cpu": statistics.median(cpus),
            "mean_logprob": means, "probe_gap": lm.onnx_probe_gap, "reused_tokens": lm.last_prompt_tokens_reused,
