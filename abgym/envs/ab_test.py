@@ -157,11 +157,7 @@ class ABTestEnv(PassiveChecksOnce, gym.Env):
         )
 
     def _choose_experiment(self, options: dict | None) -> int:
-        if not options:  # the common case, without the checks below
-            if self.fixed_index is not None:
-                return self.fixed_index
-            return int(self.np_random.integers(len(self.experiments)))
-        options = dict(options)
+        options = dict(options or {})
         unknown = sorted(set(options) - {"experiment_id", "experiment_index"})
         if unknown:
             raise ValueError(f"ABTest-v0.reset got unknown option(s) {unknown}; valid: experiment_id, experiment_index")
